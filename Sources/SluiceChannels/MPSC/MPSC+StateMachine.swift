@@ -1,0 +1,353 @@
+extension MPSC {
+    /// How a suspended `recv` ends.
+    enum ReceiveOutcome {
+        case value(Element)
+        /// Every sender is gone (or the receiver closed) and nothing is buffered or reserved.
+        case closed
+        case cancelled
+    }
+
+    /// How a suspended `send` or `reserve` ends. A value of a waiting `send` is never handed back through
+    /// here: the waiting caller still holds its own copy and hands that back itself.
+    enum SendOutcome {
+        /// The waiter's value was moved into the buffer (or straight to a receiver).
+        case sent
+        /// A `reserve` waiter now holds one slot.
+        case reserved
+        /// The receiver closed or went away; the value was not enqueued.
+        case closed
+        /// The waiting task was cancelled; the value was not enqueued.
+        case cancelled
+    }
+
+    typealias ReceiveContinuation = UnsafeContinuation<ReceiveOutcome, Never>
+    typealias SendContinuation = UnsafeContinuation<SendOutcome, Never>
+
+    /// A receiver to resume after unlocking, with what it gets.
+    struct ReceiverResumption {
+        let continuation: ReceiveContinuation
+        let outcome: ReceiveOutcome
+        func resume() { self.continuation.resume(returning: self.outcome) }
+    }
+
+    /// A sender (or reserver) to resume after unlocking, with what it gets.
+    struct SenderResumption {
+        let continuation: SendContinuation
+        let outcome: SendOutcome
+        func resume() { self.continuation.resume(returning: self.outcome) }
+    }
+
+    /// Everything a slow-path event wakes: resumed after unlocking, never under the lock.
+    struct Wakeups {
+        var senders: [SenderResumption] = []
+        var receivers: [ReceiverResumption] = []
+        func resumeAll() {
+            for sender in self.senders { sender.resume() }
+            for receiver in self.receivers { receiver.resume() }
+        }
+    }
+
+    /// The pure state of one channel: no locks, no tasks, no clocks. ``MPSC/Storage`` owns it inside a
+    /// `Mutex`, calls one event method per thing that happened, and performs the returned action after unlocking.
+    ///
+    /// The state is a struct of fields rather than an enum because the two sides close independently (senders
+    /// dropped, receiver closed) while the buffer outlives both: an enum would repeat the buffer and both waiter
+    /// queues in every case. See `docs/decisions/0001-channel-state-machines.md`.
+    ///
+    /// Invariants, checked by the tests that drive this type directly:
+    /// - `buffer.count + reserved <= capacity` (bounded channels).
+    /// - `receiveWaiters` is non-empty only while `buffer` is empty.
+    /// - `sendWaiters` is non-empty only while the channel is full (bounded, open for sending).
+    struct StateMachine: ~Copyable {
+        /// A task suspended in `send` or `reserve`, in arrival order.
+        struct SendWaiter {
+            let id: UInt64
+            /// The value a waiting `send` will enqueue when a slot frees; `nil` for a waiting `reserve`.
+            let value: Element?
+            let continuation: SendContinuation
+        }
+
+        /// A task suspended in `recv` on an empty buffer.
+        struct ReceiveWaiter {
+            let id: UInt64
+            let continuation: ReceiveContinuation
+        }
+
+        /// Slots in total, or `nil` for an unbounded channel.
+        let capacity: Int?
+        /// Sent values not yet received, oldest first.
+        private var buffer: RingBuffer<Element>
+        /// Slots held by live ``MPSC/Permit``s: counted against `capacity` until the permit sends or is dropped.
+        private var reserved = 0
+        /// Senders and reservers waiting for a slot, FIFO: a freed slot always goes to the oldest.
+        private var sendWaiters = RingBuffer<SendWaiter>()
+        /// Receivers waiting for a value; more than one only if several tasks share a ``MPSC/Receiver``.
+        private var receiveWaiters = RingBuffer<ReceiveWaiter>()
+        /// False once the last ``MPSC/Sender`` is gone. Permits keep their sender alive, so this also means no
+        /// permit is outstanding.
+        private var sendersAlive = true
+        /// True once the receiver called `close()` or went away: new sends fail, buffered values stay.
+        private var closedForSending = false
+        /// Ids for suspensions, so cancellation can find its waiter.
+        private var nextWaiterID: UInt64 = 0
+
+        init(capacity: Int?) {
+            self.capacity = capacity
+            self.buffer = RingBuffer(minimumCapacity: min(capacity ?? 16, 1024))
+        }
+
+        /// Values buffered right now.
+        var count: Int { self.buffer.count }
+        var isClosedForSending: Bool { self.closedForSending }
+
+        private var hasRoom: Bool {
+            guard let capacity = self.capacity else { return true }
+            return self.buffer.count + self.reserved < capacity
+        }
+
+        /// The receiver sees the end only when nothing is buffered and nothing more can arrive.
+        private var isFinished: Bool {
+            self.buffer.isEmpty && self.reserved == 0 && (!self.sendersAlive || self.closedForSending)
+        }
+
+        private mutating func makeWaiterID() -> UInt64 {
+            self.nextWaiterID &+= 1
+            return self.nextWaiterID
+        }
+
+        // MARK: - Sending
+
+        enum SendAction {
+            /// The value is buffered.
+            case stored
+            /// A receiver was waiting on the empty buffer: resume it with the value.
+            case resumeReceiver(ReceiverResumption)
+            /// No free slot (or older senders are waiting) and the caller may not wait.
+            case full
+            /// No free slot: suspend as waiter `id` through ``sendSuspended(id:value:continuation:isCancelled:)``.
+            case suspend(id: UInt64)
+            /// The receiver closed or went away.
+            case closed
+        }
+
+        /// A sender offers `value`; `mayWait` says whether it can suspend when there is no room.
+        mutating func send(_ value: Element, mayWait: Bool) -> SendAction {
+            if self.closedForSending { return .closed }
+            // A new sender never overtakes waiting ones: FIFO means it queues behind them.
+            guard self.hasRoom && self.sendWaiters.isEmpty else {
+                return mayWait ? .suspend(id: self.makeWaiterID()) : .full
+            }
+            if let receiver = self.deliver(value) { return .resumeReceiver(receiver) }
+            return .stored
+        }
+
+        enum WaiterAction<Resumption> {
+            /// The waiter is stored; someone else resumes it later.
+            case none
+            /// Resume it now (after unlocking): the state changed between the fast path and the suspension.
+            case resume(Resumption)
+        }
+
+        /// A sender that got `.suspend(id)` now holds a continuation. Re-checks everything, because the lock
+        /// was released in between.
+        mutating func sendSuspended(
+            id: UInt64,
+            value: Element?,
+            continuation: SendContinuation,
+            isCancelled: Bool
+        ) -> (WaiterAction<SenderResumption>, ReceiverResumption?) {
+            if isCancelled { return (.resume(.init(continuation: continuation, outcome: .cancelled)), nil) }
+            if self.closedForSending { return (.resume(.init(continuation: continuation, outcome: .closed)), nil) }
+            if self.hasRoom && self.sendWaiters.isEmpty {
+                guard let value else {
+                    self.reserved += 1
+                    return (.resume(.init(continuation: continuation, outcome: .reserved)), nil)
+                }
+                let receiver = self.deliver(value)
+                return (.resume(.init(continuation: continuation, outcome: .sent)), receiver)
+            }
+            self.sendWaiters.append(SendWaiter(id: id, value: value, continuation: continuation))
+            return (.none, nil)
+        }
+
+        /// The task waiting as sender `id` was cancelled. Returns it, to resume with `.cancelled`, if it was still
+        /// waiting; `nil` if it was already resumed (its value was then enqueued, and stays enqueued).
+        mutating func sendCancelled(id: UInt64) -> SenderResumption? {
+            guard let waiter = self.sendWaiters.removeFirst(where: { $0.id == id }) else { return nil }
+            return SenderResumption(continuation: waiter.continuation, outcome: .cancelled)
+        }
+
+        /// A caller asks for a slot without a value (``MPSC/Sender/reserve()``).
+        enum ReserveAction {
+            case reserved
+            case suspend(id: UInt64)
+            case closed
+        }
+
+        mutating func reserve() -> ReserveAction {
+            if self.closedForSending { return .closed }
+            guard self.hasRoom && self.sendWaiters.isEmpty else { return .suspend(id: self.makeWaiterID()) }
+            self.reserved += 1
+            return .reserved
+        }
+
+        /// A permit spends its slot on `value`. Fails only if the receiver is gone for good.
+        mutating func permitSend(_ value: Element) -> SendAction {
+            precondition(self.reserved > 0, "MPSC permit sent with no reserved slot")
+            self.reserved -= 1
+            // After `close()` a permit may still send (the receiver drains it); after the receiver is gone
+            // nobody could ever receive it, so the value is handed back.
+            if self.closedForSending && self.receiverGone { return .closed }
+            if let receiver = self.deliver(value) { return .resumeReceiver(receiver) }
+            return .stored
+        }
+
+        /// A permit was dropped without sending: its slot frees, which may admit a waiting sender or end a
+        /// receiver's wait on a closed channel.
+        mutating func permitDropped() -> Wakeups {
+            precondition(self.reserved > 0, "MPSC permit dropped with no reserved slot")
+            self.reserved -= 1
+            var wakeups = Wakeups()
+            if let sender = self.admitWaitingSender(&wakeups) { wakeups.senders.append(sender) }
+            self.finishReceiversIfDone(&wakeups)
+            return wakeups
+        }
+
+        /// Puts `value` where the receiver gets it: straight into a waiting receiver, else into the buffer.
+        private mutating func deliver(_ value: Element) -> ReceiverResumption? {
+            if let waiter = self.receiveWaiters.popFirst() {
+                return ReceiverResumption(continuation: waiter.continuation, outcome: .value(value))
+            }
+            self.buffer.append(value)
+            return nil
+        }
+
+        /// A slot freed: hand it to the oldest waiting sender or reserver, if any.
+        private mutating func admitWaitingSender(_ wakeups: inout Wakeups) -> SenderResumption? {
+            guard !self.closedForSending, self.hasRoom, let waiter = self.sendWaiters.popFirst() else { return nil }
+            guard let value = waiter.value else {
+                self.reserved += 1
+                return SenderResumption(continuation: waiter.continuation, outcome: .reserved)
+            }
+            if let receiver = self.deliver(value) { wakeups.receivers.append(receiver) }
+            return SenderResumption(continuation: waiter.continuation, outcome: .sent)
+        }
+
+        // MARK: - Receiving
+
+        enum ReceiveAction {
+            /// Here is a value. If it freed a slot that a waiting sender took, resume that sender after unlocking.
+            case value(Element, SenderResumption?)
+            /// The channel is finished: nothing buffered, nothing can arrive.
+            case finished
+            /// Nothing yet: suspend as waiter `id` through ``receiveSuspended(id:continuation:isCancelled:)``.
+            case suspend(id: UInt64)
+            /// Nothing yet and the caller may not wait.
+            case empty
+        }
+
+        mutating func receive(mayWait: Bool) -> ReceiveAction {
+            if let value = self.buffer.popFirst() {
+                guard !self.sendWaiters.isEmpty else { return .value(value, nil) }
+                var wakeups = Wakeups()
+                let sender = self.admitWaitingSender(&wakeups)
+                // The receiver calling us is not among `receiveWaiters` (the buffer was not empty), and the slot
+                // was just freed by popping, so admitting cannot wake another receiver.
+                assert(wakeups.receivers.isEmpty)
+                return .value(value, sender)
+            }
+            if self.isFinished { return .finished }
+            return mayWait ? .suspend(id: self.makeWaiterID()) : .empty
+        }
+
+        /// Takes up to `limit` buffered values at once, and admits as many waiting senders as slots were freed.
+        mutating func receive(upTo limit: Int, into values: inout [Element]) -> ReceiveBatchAction {
+            let before = values.count
+            self.buffer.popFirst(upTo: limit, into: &values)
+            let taken = values.count - before
+            if taken > 0 {
+                var wakeups = Wakeups()
+                for _ in 0..<taken {
+                    guard let sender = self.admitWaitingSender(&wakeups) else { break }
+                    wakeups.senders.append(sender)
+                }
+                return .values(wakeups)
+            }
+            if self.isFinished { return .finished }
+            return .suspend(id: self.makeWaiterID())
+        }
+
+        enum ReceiveBatchAction {
+            /// Values were appended; resume these senders after unlocking.
+            case values(Wakeups)
+            case finished
+            case suspend(id: UInt64)
+        }
+
+        /// A receiver that got `.suspend(id)` now holds a continuation.
+        mutating func receiveSuspended(
+            id: UInt64,
+            continuation: ReceiveContinuation,
+            isCancelled: Bool
+        ) -> WaiterAction<(ReceiverResumption, SenderResumption?)> {
+            if isCancelled { return .resume((.init(continuation: continuation, outcome: .cancelled), nil)) }
+            switch self.receive(mayWait: false) {
+            case .value(let value, let sender):
+                return .resume((.init(continuation: continuation, outcome: .value(value)), sender))
+            case .finished:
+                return .resume((.init(continuation: continuation, outcome: .closed), nil))
+            case .empty, .suspend:
+                self.receiveWaiters.append(ReceiveWaiter(id: id, continuation: continuation))
+                return .none
+            }
+        }
+
+        /// The task waiting as receiver `id` was cancelled: returns it to resume with `.cancelled` if it was still
+        /// waiting. A receiver already resumed with a value keeps that value.
+        mutating func receiveCancelled(id: UInt64) -> ReceiverResumption? {
+            guard let waiter = self.receiveWaiters.removeFirst(where: { $0.id == id }) else { return nil }
+            return ReceiverResumption(continuation: waiter.continuation, outcome: .cancelled)
+        }
+
+        // MARK: - Lifecycle
+
+        /// The last sender is gone. Waiting receivers end once the buffer is empty (it is, if any are waiting).
+        mutating func sendersDropped() -> Wakeups {
+            self.sendersAlive = false
+            var wakeups = Wakeups()
+            self.finishReceiversIfDone(&wakeups)
+            return wakeups
+        }
+
+        /// The receiver closed: waiting senders and reservers fail; buffered values stay to be drained.
+        mutating func receiverClosed() -> Wakeups {
+            self.closedForSending = true
+            var wakeups = Wakeups()
+            self.sendWaiters.drain { waiter in
+                wakeups.senders.append(SenderResumption(continuation: waiter.continuation, outcome: .closed))
+            }
+            self.finishReceiversIfDone(&wakeups)
+            return wakeups
+        }
+
+        /// True once the receiver object is gone (not merely closed).
+        private(set) var receiverGone = false
+
+        /// The receiver is gone: close, then drop what is buffered, since nobody can ever receive it. The values
+        /// are handed out so that they are destroyed after unlocking.
+        mutating func receiverDropped() -> (Wakeups, [Element]) {
+            let wakeups = self.receiverClosed()
+            self.receiverGone = true
+            var dropped: [Element] = []
+            self.buffer.popFirst(upTo: self.buffer.count, into: &dropped)
+            return (wakeups, dropped)
+        }
+
+        private mutating func finishReceiversIfDone(_ wakeups: inout Wakeups) {
+            guard self.isFinished else { return }
+            self.receiveWaiters.drain { waiter in
+                wakeups.receivers.append(ReceiverResumption(continuation: waiter.continuation, outcome: .closed))
+            }
+        }
+    }
+}

@@ -1,0 +1,188 @@
+import Synchronization
+
+extension MPSC {
+    /// The shared core of one channel: the state machine behind a lock, and the code that acts on its answers.
+    ///
+    /// Every method decides under the lock and acts after it: continuations are resumed, and dropped values are
+    /// destroyed, only once the lock is released, so a resumed task never contends with the thread that woke it.
+    /// A `Mutex` (not an actor) because nothing here awaits while holding state, the critical sections are a
+    /// few instructions, and the fast paths must not hop executors.
+    final class Storage: Sendable {
+        private let state: Mutex<StateMachine>
+
+        init(capacity: Int?) {
+            self.state = Mutex(StateMachine(capacity: capacity))
+        }
+
+        var capacity: Int? { self.state.withLock { $0.capacity } }
+        var count: Int { self.state.withLock { $0.count } }
+        var isClosedForSending: Bool { self.state.withLock { $0.isClosedForSending } }
+
+        // MARK: Sending
+
+        func trySend(_ value: Element) -> Result<Void, TrySendError<Element>> {
+            switch self.state.withLock({ $0.send(value, mayWait: false) }) {
+            case .stored: return .success(())
+            case .resumeReceiver(let receiver):
+                receiver.resume()
+                return .success(())
+            case .full, .suspend: return .failure(.full(value))
+            case .closed: return .failure(.closed(value))
+            }
+        }
+
+        func send(_ value: Element) async throws {
+            let id: UInt64
+            switch self.state.withLock({ $0.send(value, mayWait: true) }) {
+            case .stored: return
+            case .resumeReceiver(let receiver):
+                receiver.resume()
+                return
+            case .closed: throw SendError(value)
+            case .full: preconditionFailure("MPSC.send got .full although it may wait")
+            case .suspend(let waiterID): id = waiterID
+            }
+            switch await self.waitForSlot(id: id, value: value) {
+            case .sent: return
+            case .closed: throw SendError(value)
+            case .cancelled: throw CancellationError()
+            case .reserved: preconditionFailure("MPSC.send waiter with a value was resumed as a reservation")
+            }
+        }
+
+        /// Waits until a slot is free and the reservation is ours.
+        func reserve() async throws {
+            let id: UInt64
+            switch self.state.withLock({ $0.reserve() }) {
+            case .reserved: return
+            case .closed: throw ClosedError()
+            case .suspend(let waiterID): id = waiterID
+            }
+            switch await self.waitForSlot(id: id, value: nil) {
+            case .reserved: return
+            case .closed: throw ClosedError()
+            case .cancelled: throw CancellationError()
+            case .sent: preconditionFailure("MPSC.reserve waiter was resumed as a send")
+            }
+        }
+
+        func tryReserve() -> Result<Void, TrySendError<Void>> {
+            self.state.withLock { state -> Result<Void, TrySendError<Void>> in
+                if state.isClosedForSending { return .failure(.closed(())) }
+                // A reserve that would have to wait gets an id it never uses; ids only need to be unique.
+                if case .reserved = state.reserve() { return .success(()) }
+                return .failure(.full(()))
+            }
+        }
+
+        private func waitForSlot(id: UInt64, value: Element?) async -> SendOutcome {
+            await suspend { continuation in
+                let (action, receiver) = self.state.withLock {
+                    $0.sendSuspended(id: id, value: value, continuation: continuation, isCancelled: Task.isCancelled)
+                }
+                receiver?.resume()
+                if case .resume(let sender) = action { sender.resume() }
+            } onCancel: {
+                self.state.withLock { $0.sendCancelled(id: id) }?.resume()
+            }
+        }
+
+        func permitSend(_ value: Element) -> Result<Void, SendError<Element>> {
+            switch self.state.withLock({ $0.permitSend(value) }) {
+            case .stored: return .success(())
+            case .resumeReceiver(let receiver):
+                receiver.resume()
+                return .success(())
+            case .closed: return .failure(SendError(value))
+            case .full, .suspend: preconditionFailure("MPSC permit send cannot lack room")
+            }
+        }
+
+        func permitDropped() {
+            self.state.withLock { $0.permitDropped() }.resumeAll()
+        }
+
+        // MARK: Receiving
+
+        func tryReceive() -> Result<Element, TryRecvError> {
+            switch self.state.withLock({ $0.receive(mayWait: false) }) {
+            case .value(let value, let sender):
+                sender?.resume()
+                return .success(value)
+            case .finished: return .failure(.disconnected)
+            case .empty, .suspend: return .failure(.empty)
+            }
+        }
+
+        func receive() async throws(CancellationError) -> Element? {
+            let id: UInt64
+            switch self.state.withLock({ $0.receive(mayWait: true) }) {
+            case .value(let value, let sender):
+                sender?.resume()
+                return value
+            case .finished: return nil
+            case .empty: preconditionFailure("MPSC.recv got .empty although it may wait")
+            case .suspend(let waiterID): id = waiterID
+            }
+            return try await self.waitForValue(id: id)
+        }
+
+        func receive(upTo limit: Int, into values: inout [Element]) async throws(CancellationError) -> Bool {
+            let id: UInt64
+            switch self.state.withLock({ $0.receive(upTo: limit, into: &values) }) {
+            case .values(let wakeups):
+                wakeups.resumeAll()
+                return true
+            case .finished: return false
+            case .suspend(let waiterID): id = waiterID
+            }
+            // Wait for the first value, then take whatever else arrived with it without waiting again.
+            guard let first = try await self.waitForValue(id: id) else { return false }
+            values.append(first)
+            if limit > 1 {
+                self.state.withLock { state -> Wakeups in
+                    switch state.receive(upTo: limit - 1, into: &values) {
+                    case .values(let wakeups): return wakeups
+                    case .finished, .suspend: return Wakeups()
+                    }
+                }.resumeAll()
+            }
+            return true
+        }
+
+        private func waitForValue(id: UInt64) async throws(CancellationError) -> Element? {
+            let outcome: ReceiveOutcome = await suspend { continuation in
+                let action = self.state.withLock {
+                    $0.receiveSuspended(id: id, continuation: continuation, isCancelled: Task.isCancelled)
+                }
+                if case .resume(let (receiver, sender)) = action {
+                    sender?.resume()
+                    receiver.resume()
+                }
+            } onCancel: {
+                self.state.withLock { $0.receiveCancelled(id: id) }?.resume()
+            }
+            switch outcome {
+            case .value(let value): return value
+            case .closed: return nil
+            case .cancelled: throw CancellationError()
+            }
+        }
+
+        // MARK: Lifecycle
+
+        func sendersDropped() {
+            self.state.withLock { $0.sendersDropped() }.resumeAll()
+        }
+
+        func close() {
+            self.state.withLock { $0.receiverClosed() }.resumeAll()
+        }
+
+        func receiverDropped() {
+            let (wakeups, dropped) = self.state.withLock { $0.receiverDropped() }
+            wakeups.resumeAll()
+            _ = consume dropped  // buffered values are destroyed here, after unlocking
+        }
+    }
+}
