@@ -1,130 +1,188 @@
 /// A growable FIFO ring buffer: the queue behind every channel and every waiter list.
 ///
-/// It is `~Copyable` on purpose. Channel state lives inside a `Mutex`, and a copyable buffer there would be one
-/// accidental `let` binding away from a copy-on-write of the whole queue on the hot path. A noncopyable buffer
-/// cannot be copied at all, so every mutation happens in place and no reference count is ever touched.
+/// It is `~Copyable` on purpose. Channel state lives inside a lock, and a copyable buffer there would be one
+/// accidental `let` binding away from aliasing (or, with copy-on-write, copying) the whole queue on the hot path.
+/// A noncopyable buffer cannot be copied at all, so every mutation happens in place, with no uniqueness check.
 ///
-/// Storage is a power-of-two array addressed with a mask; it doubles when full and never shrinks below the
-/// largest size it reached (channels are long-lived, and re-growing would allocate on the hot path).
+/// The slots live in a `ManagedBuffer` (one allocation: header and elements together) whose class `deinit`
+/// destroys the elements. The struct itself has no `deinit`: Swift 6.3's optimizer crashes when it inlines the
+/// `deinit` of a noncopyable struct into the `@inlinable` code of another module (reproduced in ten lines; see
+/// `docs/decisions/0001-channel-state-machines.md`), and every channel's hot path is `@inlinable` so that clients
+/// specialize it.
+///
+/// Capacity is a power of two addressed with a mask; it doubles when full and never shrinks (channels are
+/// long-lived, and re-growing would allocate on the hot path).
+@usableFromInline
 struct RingBuffer<Element>: ~Copyable {
-    /// The slots; `head` is the index of the oldest element, the rest follow modulo `capacity`.
-    private var storage: UnsafeMutablePointer<Element>
-    /// Allocated slots, always a power of two so that `index & mask` wraps.
-    private var capacity: Int
-    private var head = 0
-    /// Number of initialized slots starting at `head`.
-    private(set) var count = 0
+    @usableFromInline
+    struct Header {
+        /// Index of the oldest element.
+        @usableFromInline var head: Int
+        /// Number of initialized slots starting at `head` (wrapping).
+        @usableFromInline var count: Int
+        /// Allocated slots, a power of two so that `index & (capacity - 1)` wraps.
+        @usableFromInline var capacity: Int
+
+        @inlinable
+        init(head: Int, count: Int, capacity: Int) {
+            self.head = head
+            self.count = count
+            self.capacity = capacity
+        }
+    }
+
+    /// Owns the slots and destroys whatever is still in them when the buffer goes away.
+    @usableFromInline
+    final class Slots: ManagedBuffer<Header, Element> {
+        deinit {
+            self.withUnsafeMutablePointers { header, elements in
+                let h = header.pointee
+                let firstRun = min(h.count, h.capacity - h.head)
+                (elements + h.head).deinitialize(count: firstRun)
+                elements.deinitialize(count: h.count - firstRun)
+            }
+        }
+
+        @inlinable
+        static func make(capacity: Int) -> Slots {
+            let buffer = Slots.create(minimumCapacity: capacity) { _ in Header(head: 0, count: 0, capacity: capacity) }
+            return unsafeDowncast(buffer, to: Slots.self)
+        }
+    }
+
+    @usableFromInline var slots: Slots
 
     /// Creates an empty buffer with room for at least `minimumCapacity` elements before it grows.
+    @inlinable
     init(minimumCapacity: Int = 4) {
         var capacity = 1
         while capacity < max(minimumCapacity, 1) { capacity <<= 1 }
-        self.capacity = capacity
-        self.storage = .allocate(capacity: capacity)
+        self.slots = Slots.make(capacity: capacity)
     }
 
-    deinit {
-        // Deinitialize the (possibly wrapped) occupied run, then free the slots.
-        let firstRun = min(self.count, self.capacity - self.head)
-        (self.storage + self.head).deinitialize(count: firstRun)
-        self.storage.deinitialize(count: self.count - firstRun)
-        self.storage.deallocate()
-    }
+    @inlinable
+    var count: Int { self.slots.header.count }
 
-    var isEmpty: Bool { self.count == 0 }
-
-    private var mask: Int { self.capacity - 1 }
+    @inlinable
+    var isEmpty: Bool { self.slots.header.count == 0 }
 
     /// The oldest element, if any.
+    @inlinable
     var first: Element? {
-        self.count == 0 ? nil : self.storage[self.head]
+        self.slots.withUnsafeMutablePointers { header, elements in
+            header.pointee.count == 0 ? nil : elements[header.pointee.head]
+        }
     }
 
     /// Appends `element` after the newest one, growing the storage when it is full.
-    mutating func append(_ element: consuming Element) {
-        if self.count == self.capacity { self.grow() }
-        (self.storage + ((self.head + self.count) & self.mask)).initialize(to: element)
-        self.count += 1
+    @inlinable
+    mutating func append(_ element: Element) {
+        if self.slots.header.count == self.slots.header.capacity { self.grow() }
+        self.slots.withUnsafeMutablePointers { header, elements in
+            let h = header.pointee
+            (elements + ((h.head + h.count) & (h.capacity - 1))).initialize(to: element)
+            header.pointee.count = h.count + 1
+        }
     }
 
     /// Removes and returns the oldest element, or `nil` when empty.
+    @inlinable
     mutating func popFirst() -> Element? {
-        guard self.count > 0 else { return nil }
-        let element = (self.storage + self.head).move()
-        self.head = (self.head + 1) & self.mask
-        self.count -= 1
-        return element
+        self.slots.withUnsafeMutablePointers { header, elements in
+            let h = header.pointee
+            guard h.count > 0 else { return nil }
+            let element = (elements + h.head).move()
+            header.pointee.head = (h.head + 1) & (h.capacity - 1)
+            header.pointee.count = h.count - 1
+            return element
+        }
     }
 
     /// Moves up to `limit` of the oldest elements, in order, onto the end of `array`.
+    @inlinable
     mutating func popFirst(upTo limit: Int, into array: inout [Element]) {
-        let n = min(limit, self.count)
-        guard n > 0 else { return }
-        array.reserveCapacity(array.count + n)
-        for _ in 0..<n {
-            array.append((self.storage + self.head).move())
-            self.head = (self.head + 1) & self.mask
+        self.slots.withUnsafeMutablePointers { header, elements in
+            var h = header.pointee
+            let n = min(limit, h.count)
+            guard n > 0 else { return }
+            array.reserveCapacity(array.count + n)
+            for _ in 0..<n {
+                array.append((elements + h.head).move())
+                h.head = (h.head + 1) & (h.capacity - 1)
+            }
+            h.count -= n
+            header.pointee = h
         }
-        self.count -= n
     }
 
     /// The element `offset` places after the oldest one. `offset` must be in `0..<count`.
+    @inlinable
     subscript(offset: Int) -> Element {
         get {
-            precondition(offset >= 0 && offset < self.count, "RingBuffer index \(offset) out of 0..<\(self.count)")
-            return self.storage[(self.head + offset) & self.mask]
+            self.slots.withUnsafeMutablePointers { header, elements in
+                let h = header.pointee
+                precondition(offset >= 0 && offset < h.count, "RingBuffer index \(offset) out of 0..<\(h.count)")
+                return elements[(h.head + offset) & (h.capacity - 1)]
+            }
         }
-        set {
-            precondition(offset >= 0 && offset < self.count, "RingBuffer index \(offset) out of 0..<\(self.count)")
-            self.storage[(self.head + offset) & self.mask] = newValue
+        nonmutating set {
+            self.slots.withUnsafeMutablePointers { header, elements in
+                let h = header.pointee
+                precondition(offset >= 0 && offset < h.count, "RingBuffer index \(offset) out of 0..<\(h.count)")
+                elements[(h.head + offset) & (h.capacity - 1)] = newValue
+            }
         }
     }
 
     /// Removes and returns the first element that matches, keeping the others in order. O(count): it is
     /// used only for cancellation, which takes a waiter out of the middle of its queue.
+    @inlinable
     mutating func removeFirst(where matches: (borrowing Element) -> Bool) -> Element? {
-        var found: Int? = nil
-        for offset in 0..<self.count where matches(self.storage[(self.head + offset) & self.mask]) {
-            found = offset
-            break
+        self.slots.withUnsafeMutablePointers { header, elements in
+            let h = header.pointee
+            let mask = h.capacity - 1
+            var found: Int? = nil
+            for offset in 0..<h.count where matches(elements[(h.head + offset) & mask]) {
+                found = offset
+                break
+            }
+            guard let offset = found else { return nil }
+            let removed = (elements + ((h.head + offset) & mask)).move()
+            // Close the gap by shifting the newer elements one slot towards the head.
+            for index in offset..<(h.count - 1) {
+                (elements + ((h.head + index) & mask)).initialize(to: (elements + ((h.head + index + 1) & mask)).move())
+            }
+            header.pointee.count = h.count - 1
+            return removed
         }
-        guard let offset = found else { return nil }
-        let removed = (self.storage + ((self.head + offset) & self.mask)).move()
-        // Close the gap by shifting the newer elements one slot towards the head.
-        for index in offset..<(self.count - 1) {
-            let from = (self.head + index + 1) & self.mask
-            let to = (self.head + index) & self.mask
-            (self.storage + to).initialize(to: (self.storage + from).move())
-        }
-        self.count -= 1
-        return removed
     }
 
     /// Removes every element, oldest first, handing each to `body`.
+    @inlinable
     mutating func drain(_ body: (consuming Element) -> Void) {
         while let element = self.popFirst() { body(element) }
     }
 
     /// Destroys every element.
+    @inlinable
     mutating func removeAll() {
-        while self.count > 0 {
-            (self.storage + self.head).deinitialize(count: 1)
-            self.head = (self.head + 1) & self.mask
-            self.count -= 1
-        }
-        self.head = 0
+        while self.popFirst() != nil {}
     }
 
-    private mutating func grow() {
-        let newCapacity = self.capacity * 2
-        let newStorage = UnsafeMutablePointer<Element>.allocate(capacity: newCapacity)
-        // Move the (possibly wrapped) contents so that they start at index 0 of the new storage.
-        let firstRun = min(self.count, self.capacity - self.head)
-        (newStorage).moveInitialize(from: self.storage + self.head, count: firstRun)
-        (newStorage + firstRun).moveInitialize(from: self.storage, count: self.count - firstRun)
-        self.storage.deallocate()
-        self.storage = newStorage
-        self.capacity = newCapacity
-        self.head = 0
+    @inlinable
+    mutating func grow() {
+        let old = self.slots.header
+        let bigger = Slots.make(capacity: old.capacity * 2)
+        self.slots.withUnsafeMutablePointers { _, from in
+            bigger.withUnsafeMutablePointers { header, to in
+                // Move the (possibly wrapped) contents so that they start at index 0 of the new storage.
+                let firstRun = min(old.count, old.capacity - old.head)
+                to.moveInitialize(from: from + old.head, count: firstRun)
+                (to + firstRun).moveInitialize(from: from, count: old.count - firstRun)
+                header.pointee.count = old.count
+            }
+        }
+        self.slots.header.count = 0  // everything moved out: the old slots' deinit must destroy nothing
+        self.slots = bigger
     }
 }

@@ -15,7 +15,7 @@
 ///
 /// The continuation is non-throwing: outcomes are channel-specific enums that the public method maps to errors,
 /// so nothing is boxed inside the channel, and `UnsafeContinuation` allocates nothing per wait.
-@inline(__always)
+@inlinable
 func suspend<Outcome>(
     register: (UnsafeContinuation<Outcome, Never>) -> Void,
     onCancel: @Sendable () -> Void

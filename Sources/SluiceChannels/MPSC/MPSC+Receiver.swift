@@ -4,8 +4,9 @@ extension MPSC {
     /// It is a reference. Dropping the last reference closes the channel for good: waiting senders fail with
     /// their values handed back, and values still buffered are discarded.
     public final class Receiver: Sendable {
-        let storage: Storage
+        @usableFromInline let storage: Storage
 
+        @inlinable
         init(storage: Storage) { self.storage = storage }
 
         deinit { self.storage.receiverDropped() }
@@ -22,6 +23,7 @@ extension MPSC {
         ///
         /// ## Cancellation
         /// Cancel-safe: a cancelled `recv` has taken no value, and the next `recv` gets it.
+        @inlinable
         public func recv() async throws(CancellationError) -> Element? {
             try await self.storage.receive()
         }
@@ -37,6 +39,7 @@ extension MPSC {
         ///
         /// ## Errors
         /// `CancellationError` if the task is cancelled while waiting. Cancel-safe like ``recv()``.
+        @inlinable
         public func recv(upTo limit: Int) async throws(CancellationError) -> [Element] {
             var values: [Element] = []
             _ = try await self.recv(upTo: limit, into: &values)
@@ -49,6 +52,7 @@ extension MPSC {
         ///
         /// ## Errors
         /// `CancellationError` if the task is cancelled while waiting. Cancel-safe like ``recv()``.
+        @inlinable
         public func recv(upTo limit: Int, into values: inout [Element]) async throws(CancellationError) -> Int {
             precondition(limit >= 1, "MPSC.recv(upTo:) needs a limit of at least 1, got \(limit)")
             let before = values.count
@@ -61,6 +65,7 @@ extension MPSC {
         /// ## Errors
         /// ``TryRecvError/empty`` when nothing is buffered yet; ``TryRecvError/disconnected`` when nothing is
         /// buffered and nothing more can arrive.
+        @inlinable
         public func tryRecv() throws(TryRecvError) -> Element {
             try self.storage.tryReceive().get()
         }
@@ -70,11 +75,13 @@ extension MPSC {
         /// Every later ``Sender/send(_:)`` or ``Sender/trySend(_:)`` fails with its value handed back, and every
         /// sender waiting now fails the same way. Buffered values, and values sent through permits that were
         /// already reserved, can still be received; after them ``recv()`` returns `nil`.
+        @inlinable
         public func close() {
             self.storage.close()
         }
 
         /// Values buffered right now.
+        @inlinable
         public var count: Int { self.storage.count }
     }
 }
@@ -84,10 +91,14 @@ extension MPSC.Receiver: AsyncSequence {
 
     /// Iterates values until the channel ends or the iterating task is cancelled.
     public struct AsyncIterator: AsyncIteratorProtocol {
-        let receiver: MPSC.Receiver
+        @usableFromInline let receiver: MPSC.Receiver
+
+        @inlinable
+        init(receiver: MPSC.Receiver) { self.receiver = receiver }
 
         /// The next value, or `nil` when the channel has ended or the task was cancelled (no value is taken
         /// then).
+        @inlinable
         public mutating func next() async -> Element? {
             do {
                 return try await self.receiver.recv()
@@ -97,6 +108,7 @@ extension MPSC.Receiver: AsyncSequence {
         }
     }
 
+    @inlinable
     public func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(receiver: self)
     }

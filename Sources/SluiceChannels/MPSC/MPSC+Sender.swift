@@ -4,8 +4,9 @@ extension MPSC {
     /// The channel stays open for receiving as long as any reference to the sender (or a ``Permit`` taken from
     /// it) exists. When the last one goes away the receiver drains what is buffered and then sees the end.
     public final class Sender: Sendable {
-        let storage: Storage
+        @usableFromInline let storage: Storage
 
+        @inlinable
         init(storage: Storage) { self.storage = storage }
 
         deinit { self.storage.sendersDropped() }
@@ -35,6 +36,7 @@ extension MPSC {
         ///     requeue(error.value)                     // the consumer is gone; nothing was lost
         /// }
         /// ```
+        @inlinable
         public func send(_ value: Element) async throws {
             try await self.storage.send(value)
         }
@@ -50,6 +52,7 @@ extension MPSC {
         ///
         /// Either way the value is handed back in the error.
         @discardableResult
+        @inlinable
         public func trySend(_ value: Element) -> Result<Void, TrySendError<Element>> {
             self.storage.trySend(value)
         }
@@ -72,6 +75,7 @@ extension MPSC {
         /// let job = try await fetchNextJob()           // …then produce the value
         /// try permit.send(job)                         // never waits
         /// ```
+        @inlinable
         public func reserve() async throws -> Permit {
             try await self.storage.reserve()
             return Permit(sender: self)
@@ -81,15 +85,18 @@ extension MPSC {
         ///
         /// ## Errors
         /// ``TrySendError/full(_:)`` or ``TrySendError/closed(_:)``, carrying `()`.
+        @inlinable
         public func tryReserve() throws(TrySendError<Void>) -> Permit {
             try self.storage.tryReserve().get()
             return Permit(sender: self)
         }
 
         /// Slots in total, or `nil` for an unbounded channel.
+        @inlinable
         public var capacity: Int? { self.storage.capacity }
 
         /// True once the receiver has closed or is gone: every send from now on fails.
+        @inlinable
         public var isClosed: Bool { self.storage.isClosedForSending }
     }
 
@@ -99,10 +106,11 @@ extension MPSC {
     /// dropping it unused gives the slot back, which may admit the oldest waiting sender. A permit keeps its
     /// sender alive, so the channel does not end while one is outstanding.
     public struct Permit: ~Copyable, Sendable {
-        private let sender: Sender
+        @usableFromInline let sender: Sender
         /// Set when the slot was spent on a value, so `deinit` does not give it back a second time.
-        private var spent = false
+        @usableFromInline var spent = false
 
+        @inlinable
         init(sender: Sender) { self.sender = sender }
 
         /// Puts `value` into the reserved slot. Never waits.
@@ -112,6 +120,7 @@ extension MPSC {
         /// ## Errors
         /// ``SendError`` holding `value` only if the receiver is gone entirely (dropped), so nobody could ever
         /// receive it.
+        @inlinable
         public consuming func send(_ value: Element) throws(SendError<Element>) {
             self.spent = true
             try self.sender.storage.permitSend(value).get()

@@ -1,6 +1,7 @@
 extension MPSC {
     /// How a suspended `recv` ends.
-    enum ReceiveOutcome {
+    @usableFromInline
+    enum ReceiveOutcome: Sendable {
         case value(Element)
         /// Every sender is gone (or the receiver closed) and nothing is buffered or reserved.
         case closed
@@ -9,7 +10,8 @@ extension MPSC {
 
     /// How a suspended `send` or `reserve` ends. A value of a waiting `send` is never handed back through
     /// here: the waiting caller still holds its own copy and hands that back itself.
-    enum SendOutcome {
+    @usableFromInline
+    enum SendOutcome: Sendable {
         /// The waiter's value was moved into the buffer (or straight to a receiver).
         case sent
         /// A `reserve` waiter now holds one slot.
@@ -20,27 +22,47 @@ extension MPSC {
         case cancelled
     }
 
+    @usableFromInline
     typealias ReceiveContinuation = UnsafeContinuation<ReceiveOutcome, Never>
+    @usableFromInline
     typealias SendContinuation = UnsafeContinuation<SendOutcome, Never>
 
     /// A receiver to resume after unlocking, with what it gets.
+    @usableFromInline
     struct ReceiverResumption {
-        let continuation: ReceiveContinuation
-        let outcome: ReceiveOutcome
+        @inlinable
+        init(continuation: ReceiveContinuation, outcome: ReceiveOutcome) {
+            self.continuation = continuation
+            self.outcome = outcome
+        }
+        @usableFromInline let continuation: ReceiveContinuation
+        @usableFromInline let outcome: ReceiveOutcome
+        @inlinable
         func resume() { self.continuation.resume(returning: self.outcome) }
     }
 
     /// A sender (or reserver) to resume after unlocking, with what it gets.
+    @usableFromInline
     struct SenderResumption {
-        let continuation: SendContinuation
-        let outcome: SendOutcome
+        @inlinable
+        init(continuation: SendContinuation, outcome: SendOutcome) {
+            self.continuation = continuation
+            self.outcome = outcome
+        }
+        @usableFromInline let continuation: SendContinuation
+        @usableFromInline let outcome: SendOutcome
+        @inlinable
         func resume() { self.continuation.resume(returning: self.outcome) }
     }
 
     /// Everything a slow-path event wakes: resumed after unlocking, never under the lock.
+    @usableFromInline
     struct Wakeups {
-        var senders: [SenderResumption] = []
-        var receivers: [ReceiverResumption] = []
+        @inlinable
+        init() {}
+        @usableFromInline var senders: [SenderResumption] = []
+        @usableFromInline var receivers: [ReceiverResumption] = []
+        @inlinable
         func resumeAll() {
             for sender in self.senders { sender.resume() }
             for receiver in self.receivers { receiver.resume() }
@@ -58,65 +80,84 @@ extension MPSC {
     /// - `buffer.count + reserved <= capacity` (bounded channels).
     /// - `receiveWaiters` is non-empty only while `buffer` is empty.
     /// - `sendWaiters` is non-empty only while the channel is full (bounded, open for sending).
+    @usableFromInline
     struct StateMachine: ~Copyable {
         /// A task suspended in `send` or `reserve`, in arrival order.
+        @usableFromInline
         struct SendWaiter {
-            let id: UInt64
+            @inlinable
+            init(id: UInt64, value: Element?, continuation: SendContinuation) {
+                self.id = id
+                self.value = value
+                self.continuation = continuation
+            }
+            @usableFromInline let id: UInt64
             /// The value a waiting `send` will enqueue when a slot frees; `nil` for a waiting `reserve`.
-            let value: Element?
-            let continuation: SendContinuation
+            @usableFromInline let value: Element?
+            @usableFromInline let continuation: SendContinuation
         }
 
         /// A task suspended in `recv` on an empty buffer.
+        @usableFromInline
         struct ReceiveWaiter {
-            let id: UInt64
-            let continuation: ReceiveContinuation
+            @inlinable
+            init(id: UInt64, continuation: ReceiveContinuation) {
+                self.id = id
+                self.continuation = continuation
+            }
+            @usableFromInline let id: UInt64
+            @usableFromInline let continuation: ReceiveContinuation
         }
 
         /// Slots in total, or `nil` for an unbounded channel.
-        let capacity: Int?
+        @usableFromInline let capacity: Int?
         /// Sent values not yet received, oldest first.
-        private var buffer: RingBuffer<Element>
+        @usableFromInline var buffer: RingBuffer<Element>
         /// Slots held by live ``MPSC/Permit``s: counted against `capacity` until the permit sends or is dropped.
-        private var reserved = 0
+        @usableFromInline var reserved = 0
         /// Senders and reservers waiting for a slot, FIFO: a freed slot always goes to the oldest.
-        private var sendWaiters = RingBuffer<SendWaiter>()
+        @usableFromInline var sendWaiters = RingBuffer<SendWaiter>()
         /// Receivers waiting for a value; more than one only if several tasks share a ``MPSC/Receiver``.
-        private var receiveWaiters = RingBuffer<ReceiveWaiter>()
+        @usableFromInline var receiveWaiters = RingBuffer<ReceiveWaiter>()
         /// False once the last ``MPSC/Sender`` is gone. Permits keep their sender alive, so this also means no
         /// permit is outstanding.
-        private var sendersAlive = true
+        @usableFromInline var sendersAlive = true
         /// True once the receiver called `close()` or went away: new sends fail, buffered values stay.
-        private var closedForSending = false
+        @usableFromInline var closedForSending = false
         /// Ids for suspensions, so cancellation can find its waiter.
-        private var nextWaiterID: UInt64 = 0
+        @usableFromInline var nextWaiterID: UInt64 = 0
 
+        @inlinable
         init(capacity: Int?) {
             self.capacity = capacity
             self.buffer = RingBuffer(minimumCapacity: min(capacity ?? 16, 1024))
         }
 
         /// Values buffered right now.
+        @inlinable
         var count: Int { self.buffer.count }
+        @inlinable
         var isClosedForSending: Bool { self.closedForSending }
 
-        private var hasRoom: Bool {
+        @usableFromInline var hasRoom: Bool {
             guard let capacity = self.capacity else { return true }
             return self.buffer.count + self.reserved < capacity
         }
 
         /// The receiver sees the end only when nothing is buffered and nothing more can arrive.
-        private var isFinished: Bool {
+        @usableFromInline var isFinished: Bool {
             self.buffer.isEmpty && self.reserved == 0 && (!self.sendersAlive || self.closedForSending)
         }
 
-        private mutating func makeWaiterID() -> UInt64 {
+        @inlinable
+        mutating func makeWaiterID() -> UInt64 {
             self.nextWaiterID &+= 1
             return self.nextWaiterID
         }
 
         // MARK: - Sending
 
+        @usableFromInline
         enum SendAction {
             /// The value is buffered.
             case stored
@@ -131,6 +172,7 @@ extension MPSC {
         }
 
         /// A sender offers `value`; `mayWait` says whether it can suspend when there is no room.
+        @inlinable
         mutating func send(_ value: Element, mayWait: Bool) -> SendAction {
             if self.closedForSending { return .closed }
             // A new sender never overtakes waiting ones: FIFO means it queues behind them.
@@ -141,6 +183,7 @@ extension MPSC {
             return .stored
         }
 
+        @usableFromInline
         enum WaiterAction<Resumption> {
             /// The waiter is stored; someone else resumes it later.
             case none
@@ -150,6 +193,7 @@ extension MPSC {
 
         /// A sender that got `.suspend(id)` now holds a continuation. Re-checks everything, because the lock
         /// was released in between.
+        @inlinable
         mutating func sendSuspended(
             id: UInt64,
             value: Element?,
@@ -172,18 +216,21 @@ extension MPSC {
 
         /// The task waiting as sender `id` was cancelled. Returns it, to resume with `.cancelled`, if it was still
         /// waiting; `nil` if it was already resumed (its value was then enqueued, and stays enqueued).
+        @inlinable
         mutating func sendCancelled(id: UInt64) -> SenderResumption? {
             guard let waiter = self.sendWaiters.removeFirst(where: { $0.id == id }) else { return nil }
             return SenderResumption(continuation: waiter.continuation, outcome: .cancelled)
         }
 
         /// A caller asks for a slot without a value (``MPSC/Sender/reserve()``).
+        @usableFromInline
         enum ReserveAction {
             case reserved
             case suspend(id: UInt64)
             case closed
         }
 
+        @inlinable
         mutating func reserve() -> ReserveAction {
             if self.closedForSending { return .closed }
             guard self.hasRoom && self.sendWaiters.isEmpty else { return .suspend(id: self.makeWaiterID()) }
@@ -192,6 +239,7 @@ extension MPSC {
         }
 
         /// A permit spends its slot on `value`. Fails only if the receiver is gone for good.
+        @inlinable
         mutating func permitSend(_ value: Element) -> SendAction {
             precondition(self.reserved > 0, "MPSC permit sent with no reserved slot")
             self.reserved -= 1
@@ -204,6 +252,7 @@ extension MPSC {
 
         /// A permit was dropped without sending: its slot frees, which may admit a waiting sender or end a
         /// receiver's wait on a closed channel.
+        @inlinable
         mutating func permitDropped() -> Wakeups {
             precondition(self.reserved > 0, "MPSC permit dropped with no reserved slot")
             self.reserved -= 1
@@ -214,7 +263,8 @@ extension MPSC {
         }
 
         /// Puts `value` where the receiver gets it: straight into a waiting receiver, else into the buffer.
-        private mutating func deliver(_ value: Element) -> ReceiverResumption? {
+        @inlinable
+        mutating func deliver(_ value: Element) -> ReceiverResumption? {
             if let waiter = self.receiveWaiters.popFirst() {
                 return ReceiverResumption(continuation: waiter.continuation, outcome: .value(value))
             }
@@ -223,7 +273,8 @@ extension MPSC {
         }
 
         /// A slot freed: hand it to the oldest waiting sender or reserver, if any.
-        private mutating func admitWaitingSender(_ wakeups: inout Wakeups) -> SenderResumption? {
+        @inlinable
+        mutating func admitWaitingSender(_ wakeups: inout Wakeups) -> SenderResumption? {
             guard !self.closedForSending, self.hasRoom, let waiter = self.sendWaiters.popFirst() else { return nil }
             guard let value = waiter.value else {
                 self.reserved += 1
@@ -235,6 +286,7 @@ extension MPSC {
 
         // MARK: - Receiving
 
+        @usableFromInline
         enum ReceiveAction {
             /// Here is a value. If it freed a slot that a waiting sender took, resume that sender after unlocking.
             case value(Element, SenderResumption?)
@@ -246,6 +298,7 @@ extension MPSC {
             case empty
         }
 
+        @inlinable
         mutating func receive(mayWait: Bool) -> ReceiveAction {
             if let value = self.buffer.popFirst() {
                 guard !self.sendWaiters.isEmpty else { return .value(value, nil) }
@@ -261,6 +314,7 @@ extension MPSC {
         }
 
         /// Takes up to `limit` buffered values at once, and admits as many waiting senders as slots were freed.
+        @inlinable
         mutating func receive(upTo limit: Int, into values: inout [Element]) -> ReceiveBatchAction {
             let before = values.count
             self.buffer.popFirst(upTo: limit, into: &values)
@@ -277,6 +331,7 @@ extension MPSC {
             return .suspend(id: self.makeWaiterID())
         }
 
+        @usableFromInline
         enum ReceiveBatchAction {
             /// Values were appended; resume these senders after unlocking.
             case values(Wakeups)
@@ -285,6 +340,7 @@ extension MPSC {
         }
 
         /// A receiver that got `.suspend(id)` now holds a continuation.
+        @inlinable
         mutating func receiveSuspended(
             id: UInt64,
             continuation: ReceiveContinuation,
@@ -304,6 +360,7 @@ extension MPSC {
 
         /// The task waiting as receiver `id` was cancelled: returns it to resume with `.cancelled` if it was still
         /// waiting. A receiver already resumed with a value keeps that value.
+        @inlinable
         mutating func receiveCancelled(id: UInt64) -> ReceiverResumption? {
             guard let waiter = self.receiveWaiters.removeFirst(where: { $0.id == id }) else { return nil }
             return ReceiverResumption(continuation: waiter.continuation, outcome: .cancelled)
@@ -312,6 +369,7 @@ extension MPSC {
         // MARK: - Lifecycle
 
         /// The last sender is gone. Waiting receivers end once the buffer is empty (it is, if any are waiting).
+        @inlinable
         mutating func sendersDropped() -> Wakeups {
             self.sendersAlive = false
             var wakeups = Wakeups()
@@ -320,6 +378,7 @@ extension MPSC {
         }
 
         /// The receiver closed: waiting senders and reservers fail; buffered values stay to be drained.
+        @inlinable
         mutating func receiverClosed() -> Wakeups {
             self.closedForSending = true
             var wakeups = Wakeups()
@@ -331,10 +390,11 @@ extension MPSC {
         }
 
         /// True once the receiver object is gone (not merely closed).
-        private(set) var receiverGone = false
+        @usableFromInline var receiverGone = false
 
         /// The receiver is gone: close, then drop what is buffered, since nobody can ever receive it. The values
         /// are handed out so that they are destroyed after unlocking.
+        @inlinable
         mutating func receiverDropped() -> (Wakeups, [Element]) {
             let wakeups = self.receiverClosed()
             self.receiverGone = true
@@ -343,7 +403,8 @@ extension MPSC {
             return (wakeups, dropped)
         }
 
-        private mutating func finishReceiversIfDone(_ wakeups: inout Wakeups) {
+        @inlinable
+        mutating func finishReceiversIfDone(_ wakeups: inout Wakeups) {
             guard self.isFinished else { return }
             self.receiveWaiters.drain { waiter in
                 wakeups.receivers.append(ReceiverResumption(continuation: waiter.continuation, outcome: .closed))

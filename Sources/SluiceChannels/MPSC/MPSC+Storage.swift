@@ -1,4 +1,4 @@
-import Synchronization
+
 
 extension MPSC {
     /// The shared core of one channel: the state machine behind a lock, and the code that acts on its answers.
@@ -7,22 +7,33 @@ extension MPSC {
     /// destroyed, only once the lock is released, so a resumed task never contends with the thread that woke it.
     /// A `Mutex` (not an actor) because nothing here awaits while holding state, the critical sections are a
     /// few instructions, and the fast paths must not hop executors.
+    @usableFromInline
     final class Storage: Sendable {
-        private let state: Mutex<StateMachine>
+        @usableFromInline let state: Locked<StateMachine>
+        /// Lets a receiver about to park spin for the next value instead; senders end the spin. See
+        /// ``ArrivalSignal`` for why and when.
+        @usableFromInline let arrival = ArrivalSignal()
 
+        @inlinable
         init(capacity: Int?) {
-            self.state = Mutex(StateMachine(capacity: capacity))
+            self.state = Locked(StateMachine(capacity: capacity))
         }
 
+        @inlinable
         var capacity: Int? { self.state.withLock { $0.capacity } }
+        @inlinable
         var count: Int { self.state.withLock { $0.count } }
+        @inlinable
         var isClosedForSending: Bool { self.state.withLock { $0.isClosedForSending } }
 
         // MARK: Sending
 
+        @inlinable
         func trySend(_ value: Element) -> Result<Void, TrySendError<Element>> {
             switch self.state.withLock({ $0.send(value, mayWait: false) }) {
-            case .stored: return .success(())
+            case .stored:
+                self.arrival.notify()
+                return .success(())
             case .resumeReceiver(let receiver):
                 receiver.resume()
                 return .success(())
@@ -31,10 +42,13 @@ extension MPSC {
             }
         }
 
+        @inlinable
         func send(_ value: Element) async throws {
             let id: UInt64
             switch self.state.withLock({ $0.send(value, mayWait: true) }) {
-            case .stored: return
+            case .stored:
+                self.arrival.notify()
+                return
             case .resumeReceiver(let receiver):
                 receiver.resume()
                 return
@@ -51,6 +65,7 @@ extension MPSC {
         }
 
         /// Waits until a slot is free and the reservation is ours.
+        @inlinable
         func reserve() async throws {
             let id: UInt64
             switch self.state.withLock({ $0.reserve() }) {
@@ -66,6 +81,7 @@ extension MPSC {
             }
         }
 
+        @inlinable
         func tryReserve() -> Result<Void, TrySendError<Void>> {
             self.state.withLock { state -> Result<Void, TrySendError<Void>> in
                 if state.isClosedForSending { return .failure(.closed(())) }
@@ -75,7 +91,8 @@ extension MPSC {
             }
         }
 
-        private func waitForSlot(id: UInt64, value: Element?) async -> SendOutcome {
+        @inlinable
+        func waitForSlot(id: UInt64, value: Element?) async -> SendOutcome {
             await suspend { continuation in
                 let (action, receiver) = self.state.withLock {
                     $0.sendSuspended(id: id, value: value, continuation: continuation, isCancelled: Task.isCancelled)
@@ -87,9 +104,12 @@ extension MPSC {
             }
         }
 
+        @inlinable
         func permitSend(_ value: Element) -> Result<Void, SendError<Element>> {
             switch self.state.withLock({ $0.permitSend(value) }) {
-            case .stored: return .success(())
+            case .stored:
+                self.arrival.notify()
+                return .success(())
             case .resumeReceiver(let receiver):
                 receiver.resume()
                 return .success(())
@@ -98,12 +118,14 @@ extension MPSC {
             }
         }
 
+        @inlinable
         func permitDropped() {
             self.state.withLock { $0.permitDropped() }.resumeAll()
         }
 
         // MARK: Receiving
 
+        @inlinable
         func tryReceive() -> Result<Element, TryRecvError> {
             switch self.state.withLock({ $0.receive(mayWait: false) }) {
             case .value(let value, let sender):
@@ -114,27 +136,42 @@ extension MPSC {
             }
         }
 
+        @inlinable
         func receive() async throws(CancellationError) -> Element? {
-            let id: UInt64
-            switch self.state.withLock({ $0.receive(mayWait: true) }) {
-            case .value(let value, let sender):
-                sender?.resume()
-                return value
-            case .finished: return nil
-            case .empty: preconditionFailure("MPSC.recv got .empty although it may wait")
-            case .suspend(let waiterID): id = waiterID
+            var spun = false
+            while true {
+                switch self.state.withLock({ $0.receive(mayWait: true) }) {
+                case .value(let value, let sender):
+                    sender?.resume()
+                    return value
+                case .finished: return nil
+                case .empty: preconditionFailure("MPSC.recv got .empty although it may wait")
+                case .suspend(let id):
+                    // Spin once for the next value before parking; the second miss parks.
+                    if !spun && self.arrival.spin() {
+                        spun = true
+                        continue
+                    }
+                    return try await self.waitForValue(id: id)
+                }
             }
-            return try await self.waitForValue(id: id)
         }
 
+        @inlinable
         func receive(upTo limit: Int, into values: inout [Element]) async throws(CancellationError) -> Bool {
-            let id: UInt64
-            switch self.state.withLock({ $0.receive(upTo: limit, into: &values) }) {
-            case .values(let wakeups):
-                wakeups.resumeAll()
-                return true
-            case .finished: return false
-            case .suspend(let waiterID): id = waiterID
+            var id: UInt64 = 0
+            var spun = false
+            while true {
+                switch self.state.withLock({ $0.receive(upTo: limit, into: &values) }) {
+                case .values(let wakeups):
+                    wakeups.resumeAll()
+                    return true
+                case .finished: return false
+                case .suspend(let waiterID): id = waiterID
+                }
+                // Spin once for the next value before parking; the second miss parks.
+                guard !spun && self.arrival.spin() else { break }
+                spun = true
             }
             // Wait for the first value, then take whatever else arrived with it without waiting again.
             guard let first = try await self.waitForValue(id: id) else { return false }
@@ -150,7 +187,8 @@ extension MPSC {
             return true
         }
 
-        private func waitForValue(id: UInt64) async throws(CancellationError) -> Element? {
+        @inlinable
+        func waitForValue(id: UInt64) async throws(CancellationError) -> Element? {
             let outcome: ReceiveOutcome = await suspend { continuation in
                 let action = self.state.withLock {
                     $0.receiveSuspended(id: id, continuation: continuation, isCancelled: Task.isCancelled)
@@ -171,14 +209,17 @@ extension MPSC {
 
         // MARK: Lifecycle
 
+        @inlinable
         func sendersDropped() {
             self.state.withLock { $0.sendersDropped() }.resumeAll()
         }
 
+        @inlinable
         func close() {
             self.state.withLock { $0.receiverClosed() }.resumeAll()
         }
 
+        @inlinable
         func receiverDropped() {
             let (wakeups, dropped) = self.state.withLock { $0.receiverDropped() }
             wakeups.resumeAll()

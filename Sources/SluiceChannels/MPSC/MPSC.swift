@@ -34,6 +34,7 @@ public enum MPSC<Element: Sendable> {
     /// - Parameter capacity: slots in the channel, at least 1. A slot is taken by a buffered value or by a
     ///   ``Permit`` and freed when the value is received or the permit is dropped.
     /// - Returns: the sending and the receiving half.
+    @inlinable
     public static func channel(capacity: Int) -> (sender: Sender, receiver: Receiver) {
         precondition(capacity >= 1, "MPSC capacity must be at least 1, got \(capacity)")
         let storage = Storage(capacity: capacity)
@@ -44,6 +45,7 @@ public enum MPSC<Element: Sendable> {
     ///
     /// Memory grows with the number of values sent and not yet received: use it only where something else
     /// bounds the producer.
+    @inlinable
     public static func unboundedChannel() -> (sender: Sender, receiver: Receiver) {
         let storage = Storage(capacity: nil)
         return (Sender(storage: storage), Receiver(storage: storage))
