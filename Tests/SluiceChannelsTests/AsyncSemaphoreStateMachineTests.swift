@@ -23,7 +23,12 @@ struct AsyncSemaphoreStateMachineTests {
     }
 
     /// Suspends `token` for `count` units through the two-step protocol the semaphore uses and expects it queued.
-    private func enqueue(_ machine: inout Machine, token: Int, count: Int, sourceLocation: SourceLocation = #_sourceLocation) {
+    private func enqueue(
+        _ machine: inout Machine,
+        token: Int,
+        count: Int,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         guard case .suspend(let id) = machine.acquire(count, mayWait: true) else {
             Issue.record("acquire(\(count)) did not suspend", sourceLocation: sourceLocation)
             return
@@ -101,7 +106,13 @@ struct AsyncSemaphoreStateMachineTests {
         // When units come back before it registers its continuation
         #expect(machine.release(2).isEmpty)
         // Then registration takes them at once instead of queueing
-        guard case .resume(let resumption) = machine.acquireSuspended(id: id, count: 2, continuation: 7, isCancelled: false)
+        guard
+            case .resume(let resumption) = machine.acquireSuspended(
+                id: id,
+                count: 2,
+                continuation: 7,
+                isCancelled: false
+            )
         else { Issue.record("not resumed"); return }
         #expect(resumption.continuation == 7 && resumption.outcome == .acquired)
         #expect(machine.availablePermits == 0)
@@ -116,7 +127,13 @@ struct AsyncSemaphoreStateMachineTests {
         _ = machine.release(1)
         // When the cancellation handler runs before registration, then registration sees the flag
         #expect(pairs(machine.acquireCancelled(id: id)).isEmpty)
-        guard case .resume(let resumption) = machine.acquireSuspended(id: id, count: 1, continuation: 1, isCancelled: true)
+        guard
+            case .resume(let resumption) = machine.acquireSuspended(
+                id: id,
+                count: 1,
+                continuation: 1,
+                isCancelled: true
+            )
         else { Issue.record("not resumed"); return }
         // Then it is cancelled, not queued, and the unit is still free
         #expect(resumption.outcome == .cancelled)

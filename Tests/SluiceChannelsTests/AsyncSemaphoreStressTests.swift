@@ -40,6 +40,8 @@ struct AsyncSemaphoreStressTests {
     final class Gauge: Sendable {
         let inUse = Atomic<Int>(0)
         let peak = Atomic<Int>(0)
+        /// Tasks of the run that have ended, so the test can tell a hang from slow progress.
+        let finished = Atomic<Int>(0)
 
         func enter(_ count: Int, total: Int) {
             let now = self.inUse.add(count, ordering: .sequentiallyConsistent).newValue
@@ -117,7 +119,12 @@ struct AsyncSemaphoreStressTests {
         var spawnedAfterClose = Array(repeating: false, count: plans.count)
         for (index, plan) in plans.enumerated() {
             spawnedAfterClose[index] = semaphore.isClosed
-            tasks.append(Task { await run(plan, on: semaphore, total: total, gauge: gauge) })
+            tasks.append(
+                Task {
+                    defer { gauge.finished.add(1, ordering: .sequentiallyConsistent) }
+                    return await run(plan, on: semaphore, total: total, gauge: gauge)
+                }
+            )
             for (victim, victimPlan) in plans.enumerated() where victimPlan.cancelAfterSpawn == index {
                 if victim <= index {
                     tasks[victim].cancel()
@@ -130,6 +137,9 @@ struct AsyncSemaphoreStressTests {
         for (victim, plan) in plans.enumerated() where plan.cancelAfterSpawn != nil && !cancelled[victim] {
             tasks[victim].cancel()
             cancelled[victim] = true
+        }
+        await Support.waitUntil("all \(plans.count) tasks ended", orUnblock: semaphore) {
+            gauge.finished.load(ordering: .sequentiallyConsistent) == plans.count
         }
         var results: [(outcome: Outcome, cancelled: Bool, spawnedAfterClose: Bool)] = []
         for (index, task) in tasks.enumerated() {

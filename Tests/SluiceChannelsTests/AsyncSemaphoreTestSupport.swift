@@ -22,6 +22,24 @@ enum AsyncSemaphoreTestSupport {
         return false
     }
 
+    /// Like ``waitUntil(_:sourceLocation:_:)``, but when the condition never holds it also unblocks every task
+    /// queued on `semaphore` (it closes it and adds a million units, so that even a broken close or a broken
+    /// cancellation lets them go). A broken semaphore then fails the test instead of hanging the run.
+    @discardableResult
+    static func waitUntil(
+        _ what: String,
+        orUnblock semaphore: AsyncSemaphore,
+        sourceLocation: SourceLocation = #_sourceLocation,
+        _ condition: () -> Bool
+    ) async -> Bool {
+        let held = await waitUntil(what, sourceLocation: sourceLocation, condition)
+        if !held {
+            semaphore.close()
+            semaphore.release(1_000_000)
+        }
+        return held
+    }
+
     /// Waits until `semaphore` has exactly `count` tasks queued.
     @discardableResult
     static func waitForWaiters(

@@ -51,7 +51,7 @@ struct AsyncSemaphoreTests {
         // When units come back one at a time
         for index in names.indices {
             semaphore.release(1)
-            await Support.waitUntil("\(index + 1) tasks acquired") { recorder.count == index + 1 }
+            await Support.waitUntil("\(index + 1) tasks acquired", orUnblock: semaphore) { recorder.count == index + 1 }
         }
         // Then the tasks got them in arrival order
         #expect(recorder.all == names)
@@ -74,11 +74,13 @@ struct AsyncSemaphoreTests {
         // When four units are added at once
         semaphore.release(4)
         // Then the first two are admitted, and the third waits for a second unit
+        await Support.waitUntil("two tasks acquired", orUnblock: semaphore) { recorder.count == 2 }
         for task in tasks { try await task.value }
         #expect(Set(recorder.all) == ["one", "two"])
         #expect(semaphore.waiterCount == 1)
         #expect(semaphore.availablePermits == 1)
         semaphore.release(1)
+        await Support.waitUntil("the last task acquired", orUnblock: semaphore) { recorder.count == 3 }
         try await last.value
         #expect(recorder.all.last == "last")
         #expect(semaphore.availablePermits == 0)
@@ -107,13 +109,14 @@ struct AsyncSemaphoreTests {
         }
         #expect(recorder.count == 0)
         held.release()
+        await Support.waitUntil("the big request acquired", orUnblock: semaphore) { recorder.count == 1 }
         try await big.value
         #expect(recorder.all == ["big"])
         #expect(semaphore.availablePermits == 0)
         // And the small ones follow in their own order once the big one gives its units back
         for index in 0..<5 {
             semaphore.release(1)
-            await Support.waitUntil("small \(index) acquired") { recorder.count == index + 2 }
+            await Support.waitUntil("small \(index) acquired", orUnblock: semaphore) { recorder.count == index + 2 }
         }
         #expect(recorder.all == ["big"] + (0..<5).map { "small \($0)" })
         for task in small { try await task.value }
@@ -132,6 +135,7 @@ struct AsyncSemaphoreTests {
         #expect(semaphore.availablePermits == 1)
         // And once the queue is empty again, the same request succeeds
         semaphore.release(1)
+        await Support.waitUntil("the waiter acquired", orUnblock: semaphore) { recorder.count == 1 }
         try await waiter.value
         semaphore.release(2)
         let permit = try semaphore.tryAcquire(1)
@@ -165,6 +169,7 @@ struct AsyncSemaphoreTests {
         // When the permit is released
         permit.release()
         // Then the waiter gets all three; had the units come back twice, one would be left over
+        await Support.waitUntil("the waiter acquired", orUnblock: semaphore) { recorder.count == 1 }
         try await waiter.value
         #expect(semaphore.availablePermits == 0)
         semaphore.release(3)
@@ -209,6 +214,7 @@ struct AsyncSemaphoreTests {
         await Support.waitForWaiters(gate, 1)
         #expect(semaphore.availablePermits == 1)
         gate.release(1)
+        await Support.waitUntil("the worker ended", orUnblock: gate) { semaphore.availablePermits == 3 }
         try await worker.value
         #expect(semaphore.availablePermits == 3)
     }
@@ -247,6 +253,7 @@ struct AsyncSemaphoreTests {
         // When the semaphore closes
         semaphore.close()
         // Then both waiters fail with ClosedError, and so does a later acquire
+        await Support.waitUntil("the waiters left", orUnblock: semaphore) { semaphore.waiterCount == 0 }
         for waiter in waiters { await #expect(throws: ClosedError.self) { try await waiter.value } }
         await #expect(throws: ClosedError.self) { _ = try await semaphore.acquire() }
         #expect(semaphore.isClosed)
@@ -273,10 +280,12 @@ struct AsyncSemaphoreTests {
         let canceled = Task { _ = try await semaphore.acquire(1) }
         await Support.waitForWaiters(semaphore, 2)
         canceled.cancel()
+        await Support.waitUntil("the cancelled waiter left", orUnblock: semaphore) { semaphore.waiterCount == 1 }
         await #expect(throws: CancellationError.self) { try await canceled.value }
         #expect(semaphore.availablePermits == 1)
         // Then each step moves the count by exactly its units
         permit.split(1)!.release()
+        await Support.waitUntil("the waiter acquired", orUnblock: semaphore) { recorder.count == 1 }
         try await waiter.value
         #expect(semaphore.availablePermits == 0)
         permit.release()
@@ -292,11 +301,14 @@ struct AsyncSemaphoreTests {
         // Given no free units
         let semaphore = AsyncSemaphore(permits: 0)
         // When a task cancels itself, then acquires
+        let recorder = Support.Recorder()
         let task = Task {
+            defer { recorder.record("ended") }
             withUnsafeCurrentTask { $0?.cancel() }
             _ = try await semaphore.acquire()
         }
         // Then it fails with CancellationError without ever queueing, and holds nothing
+        await Support.waitUntil("the task ended", orUnblock: semaphore) { recorder.count == 1 }
         await #expect(throws: CancellationError.self) { try await task.value }
         #expect(semaphore.waiterCount == 0)
         semaphore.release(1)
@@ -327,6 +339,7 @@ struct AsyncSemaphoreTests {
         // When it is cancelled
         task.cancel()
         // Then it fails with CancellationError, leaves the queue, and the free unit is untouched
+        await Support.waitUntil("the waiter left", orUnblock: semaphore) { semaphore.waiterCount == 0 }
         await #expect(throws: CancellationError.self) { try await task.value }
         #expect(semaphore.waiterCount == 0)
         #expect(semaphore.availablePermits == 1)
@@ -350,6 +363,7 @@ struct AsyncSemaphoreTests {
         // When the head is cancelled
         head.cancel()
         // Then it fails, and the two behind it get the free units without any release
+        await Support.waitUntil("both small waiters acquired", orUnblock: semaphore) { recorder.count == 2 }
         await #expect(throws: CancellationError.self) { try await head.value }
         try await first.value
         try await second.value
@@ -371,6 +385,7 @@ struct AsyncSemaphoreTests {
         #expect(semaphore.availablePermits == 4)
         semaphore.release(1)
         // Then it gets them, and the semaphore has grown by three once they come back
+        await Support.waitUntil("the large request acquired", orUnblock: semaphore) { recorder.count == 1 }
         try await task.value
         #expect(recorder.all == ["five"])
         #expect(semaphore.availablePermits == 0)
