@@ -61,12 +61,13 @@ import Synchronization
 /// }
 /// ```
 ///
-/// Weighted work, with the permit released by scope:
+/// Weighted work: a request takes as many units as it needs.
 ///
 /// ```swift
 /// let memory = AsyncSemaphore(permits: 64 << 20)   // 64 MiB of decode buffers
 /// let permit = try await memory.acquire(frame.length)
-/// let decoded = try decode(frame)                  // the units go back when `permit` goes out of scope
+/// let decoded = try decode(frame)                  // if this throws, the dropped permit gives the units back
+/// permit.release()
 /// ```
 public final class AsyncSemaphore: Sendable {
     /// The state machine behind its lock. There is no separate storage object: nothing else shares this state
