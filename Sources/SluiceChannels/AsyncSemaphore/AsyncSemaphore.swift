@@ -72,9 +72,7 @@ import Synchronization
 public final class AsyncSemaphore: Sendable {
     /// The state machine behind its lock. There is no separate storage object: nothing else shares this state
     /// (the semaphore is the one handle), so the lock lives here and a permit points straight at it.
-    private let state: Mutex<StateMachine<AcquireContinuation>>
-    /// Makes the lock's hand-offs visible to ThreadSanitizer; see ``withState(_:)``. Its value means nothing.
-    private let lockHandoff = Atomic<UInt8>(0)
+    private let state: Locked<StateMachine<AcquireContinuation>>
 
     /// Creates a semaphore holding `permits` free units.
     ///
@@ -82,7 +80,7 @@ public final class AsyncSemaphore: Sendable {
     ///   ``release(_:)``.
     public init(permits: Int) {
         precondition(permits >= 0, "AsyncSemaphore needs a non-negative number of permits, got \(permits)")
-        self.state = Mutex(StateMachine(permits: permits))
+        self.state = Locked(StateMachine(permits: permits))
     }
 
     /// Waits until `count` units are free and this caller is the oldest waiter, then takes them.
@@ -206,23 +204,13 @@ public final class AsyncSemaphore: Sendable {
 
     // MARK: Locking
 
-    /// Runs `body` on the state machine under the lock.
-    ///
-    /// Why not plain `state.withLock`: on Linux, `Mutex` takes a contended lock in the standard library's
-    /// uninstrumented slow path (a priority-inheritance futex, ownership handed over by the kernel), so
-    /// ThreadSanitizer never sees the hand-off and reports every contended critical section as a race. An
-    /// acquire-load at the start and a release-store at the end of each critical section give it the edge the
-    /// futex already provides. Both are plain moves on x86-64 (and `ldar`/`stlr` on arm64), so this costs nothing
-    /// measurable; it adds no synchronization that the mutex does not already guarantee.
+    /// Runs `body` on the state machine under the lock (``Locked`` makes the lock's hand-offs visible to
+    /// ThreadSanitizer).
     @inline(__always)
     private func withState<Result>(
         _ body: (inout sending StateMachine<AcquireContinuation>) -> sending Result
     ) -> sending Result {
-        self.state.withLock { state in
-            _ = self.lockHandoff.load(ordering: .acquiring)
-            defer { self.lockHandoff.store(0, ordering: .releasing) }
-            return body(&state)
-        }
+        self.state.withLock { body(&$0) }
     }
 
     // MARK: Resuming, always after unlocking
