@@ -238,16 +238,31 @@ extension MPSC {
             return .reserved
         }
 
+        @usableFromInline
+        enum PermitSendAction {
+            /// The value is in: `stored` says whether it went into the buffer (rather than to a waiting receiver).
+            /// Resume `wakeups` after unlocking.
+            case delivered(stored: Bool, Wakeups)
+            /// The receiver is gone for good; hand the value back.
+            case closed
+        }
+
         /// A permit spends its slot on `value`. Fails only if the receiver is gone for good.
         @inlinable
-        mutating func permitSend(_ value: Element) -> SendAction {
+        mutating func permitSend(_ value: Element) -> PermitSendAction {
             precondition(self.reserved > 0, "MPSC permit sent with no reserved slot")
             self.reserved -= 1
             // After `close()` a permit may still send (the receiver drains it); after the receiver is gone
             // nobody could ever receive it, so the value is handed back.
-            if self.closedForSending && self.receiverGone { return .closed }
-            if let receiver = self.deliver(value) { return .resumeReceiver(receiver) }
-            return .stored
+            if self.receiverGone { return .closed }
+            var wakeups = Wakeups()
+            let receiver = self.deliver(value)
+            if let receiver { wakeups.receivers.append(receiver) }
+            // A value handed straight to a receiver took no slot: the permit's slot is free again.
+            self.admitWaitingSenders(into: &wakeups)
+            // On a closed channel this may have been the last value that could ever arrive.
+            self.finishReceiversIfDone(&wakeups)
+            return .delivered(stored: receiver == nil, wakeups)
         }
 
         /// A permit was dropped without sending: its slot frees, which may admit a waiting sender or end a
@@ -257,7 +272,7 @@ extension MPSC {
             precondition(self.reserved > 0, "MPSC permit dropped with no reserved slot")
             self.reserved -= 1
             var wakeups = Wakeups()
-            if let sender = self.admitWaitingSender(&wakeups) { wakeups.senders.append(sender) }
+            self.admitWaitingSenders(into: &wakeups)
             self.finishReceiversIfDone(&wakeups)
             return wakeups
         }
@@ -272,15 +287,36 @@ extension MPSC {
             return nil
         }
 
-        /// A slot freed: hand it to the oldest waiting sender or reserver, if any.
+        /// Slots are free: hand them to the oldest waiting senders and reservers, for as long as there is room.
+        ///
+        /// A loop, not a single admission: a waiting sender's value that goes straight to a waiting receiver takes
+        /// no slot, so the slot it was admitted into is still free for the next one. (Both kinds of waiter exist
+        /// at once only while permits hold every slot.)
         @inlinable
-        mutating func admitWaitingSender(_ wakeups: inout Wakeups) -> SenderResumption? {
+        mutating func admitWaitingSenders(into wakeups: inout Wakeups) {
+            while !self.closedForSending, self.hasRoom, let waiter = self.sendWaiters.popFirst() {
+                guard let value = waiter.value else {
+                    self.reserved += 1
+                    wakeups.senders.append(SenderResumption(continuation: waiter.continuation, outcome: .reserved))
+                    continue
+                }
+                if let receiver = self.deliver(value) { wakeups.receivers.append(receiver) }
+                wakeups.senders.append(SenderResumption(continuation: waiter.continuation, outcome: .sent))
+            }
+        }
+
+        /// The receive fast path freed exactly one slot by popping a buffered value: admit the oldest waiter into
+        /// it. No receiver can be waiting (the buffer was not empty), so this admits at most one, and needs no
+        /// array on the path every saturated channel takes for every value.
+        @inlinable
+        mutating func admitOneWaitingSender() -> SenderResumption? {
+            assert(self.receiveWaiters.isEmpty, "MPSC receivers wait while values are buffered")
             guard !self.closedForSending, self.hasRoom, let waiter = self.sendWaiters.popFirst() else { return nil }
             guard let value = waiter.value else {
                 self.reserved += 1
                 return SenderResumption(continuation: waiter.continuation, outcome: .reserved)
             }
-            if let receiver = self.deliver(value) { wakeups.receivers.append(receiver) }
+            self.buffer.append(value)
             return SenderResumption(continuation: waiter.continuation, outcome: .sent)
         }
 
@@ -302,12 +338,7 @@ extension MPSC {
         mutating func receive(mayWait: Bool) -> ReceiveAction {
             if let value = self.buffer.popFirst() {
                 guard !self.sendWaiters.isEmpty else { return .value(value, nil) }
-                var wakeups = Wakeups()
-                let sender = self.admitWaitingSender(&wakeups)
-                // The receiver calling us is not among `receiveWaiters` (the buffer was not empty), and the slot
-                // was just freed by popping, so admitting cannot wake another receiver.
-                assert(wakeups.receivers.isEmpty)
-                return .value(value, sender)
+                return .value(value, self.admitOneWaitingSender())
             }
             if self.isFinished { return .finished }
             return mayWait ? .suspend(id: self.makeWaiterID()) : .empty
@@ -321,10 +352,7 @@ extension MPSC {
             let taken = values.count - before
             if taken > 0 {
                 var wakeups = Wakeups()
-                for _ in 0..<taken {
-                    guard let sender = self.admitWaitingSender(&wakeups) else { break }
-                    wakeups.senders.append(sender)
-                }
+                self.admitWaitingSenders(into: &wakeups)
                 return .values(wakeups)
             }
             if self.isFinished { return .finished }

@@ -107,14 +107,11 @@ extension MPSC {
         @inlinable
         func permitSend(_ value: Element) -> Result<Void, SendError<Element>> {
             switch self.state.withLock({ $0.permitSend(value) }) {
-            case .stored:
-                self.arrival.notify()
-                return .success(())
-            case .resumeReceiver(let receiver):
-                receiver.resume()
+            case .delivered(let stored, let wakeups):
+                if stored { self.arrival.notify() }
+                wakeups.resumeAll()
                 return .success(())
             case .closed: return .failure(SendError(value))
-            case .full, .suspend: preconditionFailure("MPSC permit send cannot lack room")
             }
         }
 
