@@ -69,6 +69,12 @@ public enum Oneshot<Value: Sendable> {
     /// noncopyable value such as ``Sender`` in a tuple. Move the fields out one at a time,
     /// `let reply = channel.sender` and `let response = channel.receiver`; a field left in place is dropped with
     /// the struct (a sender dropped that way counts as dropped without sending).
+    ///
+    /// The receiver is a class, so `channel.receiver` copies the reference and the `Channel` value keeps its own
+    /// until the binding's lifetime ends. Where dropping the receiver must close the channel at a precise point,
+    /// split the channel in a function of its own (as the broker does), or use ``Receiver/close()``, which does
+    /// not depend on lifetimes.
+    @frozen
     public struct Channel: ~Copyable, Sendable {
         /// The sending half; sends at most once.
         public let sender: Sender
