@@ -1,15 +1,14 @@
-import Synchronization
-
 extension Oneshot {
     /// The shared core of one oneshot channel: the state machine behind a lock, and the code that acts on its
     /// answers.
     ///
-    /// This object is the channel's one shared allocation (the `Mutex` and the state are stored inline, and the
-    /// first waiter of each side is stored inline in the state). The ``Sender`` is a struct holding a reference to
+    /// This object is the channel's one shared allocation (the lock and the state are stored inline, and the
+    /// first waiter of each side is stored inline in the state). The lock is a ``SanitizerVisibleMutex``: a
+    /// `Mutex` whose hand-overs ThreadSanitizer can see. The ``Sender`` is a struct holding a reference to
     /// it; the ``Receiver`` is the only other object. Every method decides under the lock and acts after it:
     /// continuations are resumed, and an undeliverable value is destroyed, only once the lock is released.
     final class Storage: Sendable {
-        private let state = Mutex(StateMachine())
+        private let state = SanitizerVisibleMutex(StateMachine())
 
         init() {}
 

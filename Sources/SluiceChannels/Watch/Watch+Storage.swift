@@ -1,5 +1,3 @@
-import Synchronization
-
 extension Watch {
     /// The shared core of one watch channel: the state machine behind a lock, and the code that acts on its
     /// answers.
@@ -7,12 +5,13 @@ extension Watch {
     /// Every method decides under the lock and acts after it: continuations are resumed, and replaced values are
     /// destroyed, only once the lock is released. The one exception is by design: the closures of
     /// ``Sender/sendModify(_:)`` and ``Sender/sendIfModified(_:)`` run under the lock, because the point of them
-    /// is an atomic read-modify-write of the value in place.
+    /// is an atomic read-modify-write of the value in place. The lock is a ``SanitizerVisibleMutex``: a `Mutex`
+    /// whose hand-overs ThreadSanitizer can see.
     final class Storage: Sendable {
-        private let state: Mutex<StateMachine>
+        private let state: SanitizerVisibleMutex<StateMachine>
 
         init(initial: Value) {
-            self.state = Mutex(StateMachine(initial: initial))
+            self.state = SanitizerVisibleMutex(StateMachine(initial: initial))
         }
 
         // MARK: Introspection (tests, and the handles' properties)
