@@ -183,7 +183,8 @@ struct OneshotStateMachineTests {
         var machine = Machine()
         let (receivers, receiverTasks) = await Support.parkTasks(1, of: Outcome.self)
         let (senders, senderTasks) = await Support.parkTasks(1, of: ClosedOutcome.self)
-        guard case .suspend(let receiveID) = machine.receive(mayWait: true), case .suspend(let closedID) = machine.closed()
+        guard case .suspend(let receiveID) = machine.receive(mayWait: true),
+            case .suspend(let closedID) = machine.closed()
         else {
             Issue.record("expected .suspend")
             return
@@ -284,11 +285,11 @@ struct OneshotStateMachineTests {
         #expect(list.removeFirst(where: { $0 == 3 }) == 3)
         #expect(list.removeFirst(where: { $0 == 9 }) == nil)
         var order: [Int] = []
-        list.forEach { order.append($0) }
+        list.forEachOldestFirst { order.append($0) }
         #expect(order == [2, 4])
         list.append(5)
         order = []
-        list.forEach { order.append($0) }
+        list.forEachOldestFirst { order.append($0) }
         #expect(order == [2, 4, 5])
     }
 }

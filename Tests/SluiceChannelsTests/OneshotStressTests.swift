@@ -72,8 +72,10 @@ struct OneshotStressTests {
 
     static let pairs = 1_000
 
-    @Test("every value is received exactly once or handed back, under random orders of send, drop, cancel, close",
-        arguments: [UInt64(7), 11, 0x5EED])
+    @Test(
+        "every value is received exactly once or handed back, under random orders of send, drop, cancel, close",
+        arguments: [UInt64(7), 11, 0x5EED]
+    )
     func randomPairs(seed: UInt64) async {
         var random = Support.SplitMix64(seed: seed)
         let census = Census()
@@ -89,32 +91,36 @@ struct OneshotStressTests {
             let (holder, receiver) = OneshotTests.split(Oneshot<Token>.channel())
             let slot = ReceiverSlot(receiver)
             let senderPlan: SenderPlan = Int.random(in: 0..<4, using: &random) == 0 ? .drop : .send
-            let receiverPlan = [ReceiverPlan.await, .awaitCancelled, .close, .poll, .drop].randomElement(using: &random)!
+            let receiverPlan = [ReceiverPlan.await, .awaitCancelled, .close, .poll, .drop].randomElement(
+                using: &random
+            )!
             // A sender facing a cancelled wait is slower, so that the cancellation often lands while it waits.
             let senderPause = Int.random(in: 0...(receiverPlan == .awaitCancelled ? 16 : 4), using: &random)
             let receiverPause = Int.random(in: 0...4, using: &random)
             let watchesClosed = Bool.random(using: &random)
 
-            sendTasks.append(Task {
-                guard let sender = holder.take() else { return .dropped }
-                await Support.yield(times: senderPause)
-                // A sender whose receiver will certainly close may first wait for that.
-                if watchesClosed && (receiverPlan == .close || receiverPlan == .drop) {
-                    do { try await sender.closed() } catch { Issue.record("closed() failed: \(error)") }
-                    #expect(sender.isClosed == true)
-                }
-                switch senderPlan {
-                case .drop:
-                    return .dropped  // `sender` goes out of scope unsent
-                case .send:
-                    do throws(SendError<Token>) {
-                        try sender.send(Token(index, census: census))
-                        return .delivered
-                    } catch {
-                        return .handedBack(id: error.value.id)
+            sendTasks.append(
+                Task {
+                    guard let sender = holder.take() else { return .dropped }
+                    await Support.yield(times: senderPause)
+                    // A sender whose receiver will certainly close may first wait for that.
+                    if watchesClosed && (receiverPlan == .close || receiverPlan == .drop) {
+                        do { try await sender.closed() } catch { Issue.record("closed() failed: \(error)") }
+                        #expect(sender.isClosed == true)
+                    }
+                    switch senderPlan {
+                    case .drop:
+                        return .dropped  // `sender` goes out of scope unsent
+                    case .send:
+                        do throws(SendError<Token>) {
+                            try sender.send(Token(index, census: census))
+                            return .delivered
+                        } catch {
+                            return .handedBack(id: error.value.id)
+                        }
                     }
                 }
-            })
+            )
             let receiveTask = Task { () -> Observed in
                 await Support.yield(times: receiverPause)
                 return await Self.act(receiverPlan, on: slot)
@@ -123,10 +129,12 @@ struct OneshotStressTests {
             if receiverPlan == .awaitCancelled {
                 // Cancelled at a random moment: before the wait starts, while it waits, or after it ended.
                 let pause = Int.random(in: 0...12, using: &random)
-                cancellers.append(Task {
-                    await Support.yield(times: pause)
-                    receiveTask.cancel()
-                })
+                cancellers.append(
+                    Task {
+                        await Support.yield(times: pause)
+                        receiveTask.cancel()
+                    }
+                )
             }
             slots.append(slot)
             receiverPlans.append(receiverPlan)

@@ -46,9 +46,12 @@ struct WatchStressTests {
     static let senders = 3
     static let incrementsPerSender = 2_000
 
-    @Test("every receiver sees a non-decreasing sequence and the full ones end on the final value", arguments: [
-        UInt64(1), 2, 3, 0xDEAD_BEEF,
-    ])
+    @Test(
+        "every receiver sees a non-decreasing sequence and the full ones end on the final value",
+        arguments: [
+            UInt64(1), 2, 3, 0xDEAD_BEEF,
+        ]
+    )
     func counterWatchedByRandomReceivers(seed: UInt64) async {
         var random = Support.SplitMix64(seed: seed)
         let finalValue = Self.senders * Self.incrementsPerSender
@@ -63,7 +66,8 @@ struct WatchStressTests {
         // And receivers with random plans
         let plans = (0..<12).map { _ in
             let roll = Int.random(in: 0..<10, using: &random)
-            let fate: Fate = roll < 5 ? .full : roll < 8 ? .stopAfter(Int.random(in: 1...20, using: &random)) : .cancelled
+            let fate: Fate =
+                roll < 5 ? .full : roll < 8 ? .stopAfter(Int.random(in: 1...20, using: &random)) : .cancelled
             return ReceiverPlan(
                 fate: fate,
                 style: Bool.random(using: &random) ? .iterate : .changedLoop,

@@ -26,7 +26,8 @@ extension Oneshot {
         ///
         /// ## Cancellation
         /// Cancel-safe: a cancelled `value()` takes nothing, and a later `value()` (from this or another task)
-        /// still gets the value. If the value arrived before the cancellation was noticed, it is returned rather
+        /// still gets the value. Cancellation only ends a wait: a value that is already there is returned even to
+        /// a task that is cancelled, and one that arrived before the cancellation was noticed is returned rather
         /// than thrown away.
         ///
         /// ## Examples

@@ -38,7 +38,7 @@ extension Oneshot {
         let waiters: WaiterList<ReceiveWaiter>
         let outcome: ReceiveOutcome
         func resumeAll() {
-            self.waiters.forEach { $0.continuation.resume(returning: self.outcome) }
+            self.waiters.forEachOldestFirst { $0.continuation.resume(returning: self.outcome) }
         }
     }
 
@@ -46,7 +46,7 @@ extension Oneshot {
     struct ClosedWakeups {
         let waiters: WaiterList<ClosedWaiter>
         func resumeAll() {
-            self.waiters.forEach { $0.continuation.resume(returning: .closed) }
+            self.waiters.forEachOldestFirst { $0.continuation.resume(returning: .closed) }
         }
     }
 

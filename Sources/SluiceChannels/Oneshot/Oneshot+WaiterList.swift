@@ -43,7 +43,7 @@ extension Oneshot {
         }
 
         /// Calls `body` on every waiter, oldest first.
-        func forEach(_ body: (Waiter) -> Void) {
+        func forEachOldestFirst(_ body: (Waiter) -> Void) {
             guard let first = self.first else { return }
             body(first)
             for waiter in self.others { body(waiter) }

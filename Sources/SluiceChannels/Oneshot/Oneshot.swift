@@ -20,9 +20,10 @@
 ///
 /// ## Allocation
 ///
-/// Creating a channel allocates two objects: the shared state (one lock, the state and room for one waiter per
-/// side, inline) and the ``Receiver``. Sending and receiving allocate nothing more, also when the receiver has to
-/// wait; only a second task waiting on the same receiver at the same time makes a list.
+/// Creating a channel, sending a value and receiving it costs two allocations in all: the shared state (one lock,
+/// the state and room for one waiter per side, inline) and the ``Receiver``. A receiver that has to wait is stored
+/// inline, so waiting adds none; only a second task waiting on the same receiver at the same time makes a list.
+/// (An error thrown by ``Receiver/value()`` is boxed, like every untyped Swift error.)
 ///
 /// ## Examples
 ///

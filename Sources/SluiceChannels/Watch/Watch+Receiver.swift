@@ -64,7 +64,8 @@ extension Watch {
         ///
         /// ## Cancellation
         /// Cancel-safe: a cancelled `changed()` marks nothing seen, so a change that arrives meanwhile is reported
-        /// by the next call. A change that resumed the task before the cancellation was noticed is returned
+        /// by the next call. Cancellation only ends a wait: a change that is already there is returned even to a
+        /// task that is cancelled, and one that resumed the task before the cancellation was noticed is returned
         /// normally, not thrown away.
         ///
         /// ## Examples

@@ -12,7 +12,7 @@ extension Watch {
     /// ``sendModify(_:)`` and ``sendIfModified(_:)`` run their closure while holding the channel lock, so that
     /// the read-modify-write is atomic with respect to other senders and to every receiver. The closure must be
     /// short, must not block or suspend, and must not call back into this channel (through this sender or any of
-    /// its receivers): the lock is not re-entrant, and doing so deadlocks.
+    /// its receivers): the lock is not re-entrant, and re-entering it stops the process.
     public final class Sender: Sendable {
         let storage: Storage
 
