@@ -1,0 +1,296 @@
+extension Oneshot {
+    /// How a suspended `value()` ends.
+    enum ReceiveOutcome {
+        case value(Value)
+        /// The sender was dropped without sending.
+        case senderDropped
+        /// The receiver was closed before any value was sent.
+        case closed
+        /// The waiting task was cancelled; nothing was taken.
+        case cancelled
+    }
+
+    /// How a suspended ``Sender/closed()`` ends.
+    enum ClosedOutcome {
+        /// The receiver closed or is gone.
+        case closed
+        case cancelled
+    }
+
+    typealias ReceiveContinuation = UnsafeContinuation<ReceiveOutcome, Never>
+    typealias ClosedContinuation = UnsafeContinuation<ClosedOutcome, Never>
+
+    /// A task suspended in ``Receiver/value()``.
+    struct ReceiveWaiter {
+        let id: UInt64
+        let continuation: ReceiveContinuation
+    }
+
+    /// A task suspended in ``Sender/closed()``.
+    struct ClosedWaiter {
+        let id: UInt64
+        let continuation: ClosedContinuation
+    }
+
+    /// `value()` waiters to resume after unlocking, all with the same outcome. Moving the list out of the state
+    /// machine costs no allocation.
+    struct ReceiverWakeups {
+        let waiters: WaiterList<ReceiveWaiter>
+        let outcome: ReceiveOutcome
+        func resumeAll() {
+            self.waiters.forEachOldestFirst { $0.continuation.resume(returning: self.outcome) }
+        }
+    }
+
+    /// `closed()` waiters to resume with `.closed` after unlocking.
+    struct ClosedWakeups {
+        let waiters: WaiterList<ClosedWaiter>
+        func resumeAll() {
+            self.waiters.forEachOldestFirst { $0.continuation.resume(returning: .closed) }
+        }
+    }
+
+    /// One waiter to resume after unlocking, with what it gets.
+    struct Resumption<Outcome: Sendable> {
+        let continuation: UnsafeContinuation<Outcome, Never>
+        let outcome: Outcome
+        func resume() { self.continuation.resume(returning: self.outcome) }
+    }
+
+    /// The pure state of one oneshot channel: no locks, no tasks, no clocks. ``Oneshot/Storage`` owns it inside a
+    /// `Mutex`, calls one event method per thing that happened, and performs the returned action after unlocking.
+    ///
+    /// The receiving side is an enum because its states exclude each other: the value is absent, awaited, there,
+    /// or can never come. The sender's `closed()` waiters are a separate field: they exist only while the sender
+    /// is alive and unsent, which spans both `.empty` and `.waiting`.
+    ///
+    /// Transitions (anything else is a `preconditionFailure`):
+    /// ```
+    /// empty   ──recv waits──▶ waiting ──last waiter cancelled──▶ empty
+    /// empty | waiting ──send──▶ sent          ──receiver dropped──▶ closed
+    /// empty | waiting ──sender dropped──▶ senderDropped
+    /// empty | waiting ──close or receiver dropped──▶ closed
+    /// ```
+    struct StateMachine: ~Copyable {
+        enum State {
+            /// Nothing sent, the sender is alive, nobody waits.
+            case empty
+            /// Nothing sent, the sender is alive, these tasks wait in `value()` (never an empty list).
+            case waiting(WaiterList<ReceiveWaiter>)
+            /// The value was sent. It stays here, so every later `value()` returns it again, until the receiver
+            /// goes away.
+            case sent(Value)
+            /// The sender was dropped without sending; nothing can arrive.
+            case senderDropped
+            /// The receiver closed (or went away) before a value was sent; any send fails.
+            case closed
+        }
+
+        /// Where the value stands; see ``State``.
+        private(set) var state: State = .empty
+        /// Tasks waiting in ``Oneshot/Sender/closed()``; non-empty only while the state is `.empty` or `.waiting`.
+        private var closedWaiters = WaiterList<ClosedWaiter>()
+        /// Ids for suspensions, so cancellation can find its waiter.
+        private var nextWaiterID: UInt64 = 0
+
+        init() {}
+
+        /// True once a send would fail: the receiver closed or went away.
+        var isClosedForSending: Bool {
+            if case .closed = self.state { return true }
+            return false
+        }
+
+        /// Tasks waiting in `value()` right now.
+        var receiveWaiterCount: Int {
+            if case .waiting(let waiters) = self.state { return waiters.count }
+            return 0
+        }
+
+        /// Tasks waiting in the sender's `closed()` right now.
+        var closedWaiterCount: Int { self.closedWaiters.count }
+
+        /// The state's case name, for failure messages (never the value itself).
+        var stateName: String {
+            switch self.state {
+            case .empty: return ".empty"
+            case .waiting: return ".waiting"
+            case .sent: return ".sent"
+            case .senderDropped: return ".senderDropped"
+            case .closed: return ".closed"
+            }
+        }
+
+        private mutating func makeWaiterID() -> UInt64 {
+            self.nextWaiterID &+= 1
+            return self.nextWaiterID
+        }
+
+        // MARK: - Sender
+
+        enum SendAction {
+            /// The value is stored for the receiver.
+            case stored
+            /// The value is stored and these waiters get it.
+            case resumeReceivers(ReceiverWakeups)
+            /// The receiver closed or is gone: the caller hands its value back.
+            case closed
+        }
+
+        mutating func send(_ value: Value) -> SendAction {
+            switch self.state {
+            case .empty:
+                self.state = .sent(value)
+                return .stored
+            case .waiting(let waiters):
+                self.state = .sent(value)
+                return .resumeReceivers(ReceiverWakeups(waiters: waiters, outcome: .value(value)))
+            case .closed:
+                return .closed
+            case .sent, .senderDropped:
+                preconditionFailure("Oneshot send in state \(self.stateName): the sender is used once")
+            }
+        }
+
+        /// The sender was dropped without sending.
+        mutating func senderDropped() -> ReceiverWakeups? {
+            precondition(self.closedWaiters.isEmpty, "Oneshot sender dropped while a task waits in its closed()")
+            switch self.state {
+            case .empty:
+                self.state = .senderDropped
+                return nil
+            case .waiting(let waiters):
+                self.state = .senderDropped
+                return ReceiverWakeups(waiters: waiters, outcome: .senderDropped)
+            case .closed:
+                return nil  // the receiver closed first; nothing changes for it
+            case .sent, .senderDropped:
+                preconditionFailure("Oneshot sender dropped in state \(self.stateName): the sender is used once")
+            }
+        }
+
+        enum ClosedAction {
+            case closed
+            case suspend(id: UInt64)
+        }
+
+        /// The sender asks to wait for the receiver to close or go.
+        mutating func closed() -> ClosedAction {
+            self.isClosedForSending ? .closed : .suspend(id: self.makeWaiterID())
+        }
+
+        mutating func closedSuspended(
+            id: UInt64,
+            continuation: ClosedContinuation,
+            isCancelled: Bool
+        ) -> Resumption<ClosedOutcome>? {
+            if isCancelled { return Resumption(continuation: continuation, outcome: .cancelled) }
+            if self.isClosedForSending { return Resumption(continuation: continuation, outcome: .closed) }
+            self.closedWaiters.append(ClosedWaiter(id: id, continuation: continuation))
+            return nil
+        }
+
+        mutating func closedCancelled(id: UInt64) -> Resumption<ClosedOutcome>? {
+            guard let waiter = self.closedWaiters.removeFirst(where: { $0.id == id }) else { return nil }
+            return Resumption(continuation: waiter.continuation, outcome: .cancelled)
+        }
+
+        // MARK: - Receiver
+
+        enum ReceiveAction {
+            case value(Value)
+            case senderDropped
+            case closed
+            /// Nothing yet: suspend as waiter `id` through ``receiveSuspended(id:continuation:isCancelled:)``.
+            case suspend(id: UInt64)
+            /// Nothing yet and the caller may not wait.
+            case empty
+        }
+
+        /// The receiver asks for the value. The value is copied out, never moved: it stays for later calls.
+        mutating func receive(mayWait: Bool) -> ReceiveAction {
+            switch self.state {
+            case .sent(let value): return .value(value)
+            case .senderDropped: return .senderDropped
+            case .closed: return .closed
+            case .empty, .waiting: return mayWait ? .suspend(id: self.makeWaiterID()) : .empty
+            }
+        }
+
+        /// A `value()` that got `.suspend(id)` now holds a continuation. Re-checks, because the lock was released
+        /// in between. Returns the waiter to resume at once, or `nil` when it is stored.
+        mutating func receiveSuspended(
+            id: UInt64,
+            continuation: ReceiveContinuation,
+            isCancelled: Bool
+        ) -> Resumption<ReceiveOutcome>? {
+            if isCancelled { return Resumption(continuation: continuation, outcome: .cancelled) }
+            let waiter = ReceiveWaiter(id: id, continuation: continuation)
+            switch self.state {
+            case .sent(let value): return Resumption(continuation: continuation, outcome: .value(value))
+            case .senderDropped: return Resumption(continuation: continuation, outcome: .senderDropped)
+            case .closed: return Resumption(continuation: continuation, outcome: .closed)
+            case .empty:
+                self.state = .waiting(WaiterList(waiter))
+                return nil
+            case .waiting(var waiters):
+                self.state = .empty  // drop the state's reference so `waiters` is unique and appends in place
+                waiters.append(waiter)
+                self.state = .waiting(waiters)
+                return nil
+            }
+        }
+
+        /// The task waiting in `value()` as `id` was cancelled: returns it to resume with `.cancelled` if it was
+        /// still waiting; `nil` if it was already resumed (that outcome stands).
+        mutating func receiveCancelled(id: UInt64) -> Resumption<ReceiveOutcome>? {
+            guard case .waiting(var waiters) = self.state else { return nil }
+            self.state = .empty
+            let removed = waiters.removeFirst(where: { $0.id == id })
+            if !waiters.isEmpty { self.state = .waiting(waiters) }
+            guard let removed else { return nil }
+            return Resumption(continuation: removed.continuation, outcome: .cancelled)
+        }
+
+        /// The receiver called `close()`: sends fail from now on, tasks waiting for a value end with `.closed`, and
+        /// the sender's `closed()` waiters return. A value already sent stays to be taken.
+        mutating func receiverClosed() -> (ReceiverWakeups?, ClosedWakeups?) {
+            switch self.state {
+            case .empty:
+                self.state = .closed
+                return (nil, self.takeClosedWaiters())
+            case .waiting(let waiters):
+                self.state = .closed
+                return (ReceiverWakeups(waiters: waiters, outcome: .closed), self.takeClosedWaiters())
+            case .sent, .senderDropped, .closed:
+                return (nil, nil)  // the sender is used up or gone, or this is a second close
+            }
+        }
+
+        /// The receiver object is gone. Returns a value that was sent and never can be received, so that it is
+        /// destroyed after unlocking, and the sender's `closed()` waiters.
+        mutating func receiverDropped() -> (Value?, ClosedWakeups?) {
+            switch self.state {
+            case .empty:
+                self.state = .closed
+                return (nil, self.takeClosedWaiters())
+            case .sent(let value):
+                self.state = .closed
+                return (value, nil)
+            case .senderDropped, .closed:
+                return (nil, nil)
+            case .waiting:
+                preconditionFailure("Oneshot receiver dropped in state .waiting: a waiting task holds it")
+            }
+        }
+
+        private mutating func takeClosedWaiters() -> ClosedWakeups? {
+            guard !self.closedWaiters.isEmpty else { return nil }
+            let waiters = self.closedWaiters
+            self.closedWaiters = WaiterList()
+            return ClosedWakeups(waiters: waiters)
+        }
+    }
+}
+
+extension Oneshot.ReceiveOutcome: Equatable where Value: Equatable {}

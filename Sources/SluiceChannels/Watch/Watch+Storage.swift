@@ -1,0 +1,124 @@
+extension Watch {
+    /// The shared core of one watch channel: the state machine behind a lock, and the code that acts on its
+    /// answers.
+    ///
+    /// Every method decides under the lock and acts after it: continuations are resumed, and replaced values are
+    /// destroyed, only once the lock is released. The one exception is by design: the closures of
+    /// ``Sender/sendModify(_:)`` and ``Sender/sendIfModified(_:)`` run under the lock, because the point of them
+    /// is an atomic read-modify-write of the value in place. The lock is a ``SanitizerVisibleMutex``: a `Mutex`
+    /// whose hand-overs ThreadSanitizer can see.
+    final class Storage: Sendable {
+        private let state: SanitizerVisibleMutex<StateMachine>
+
+        init(initial: Value) {
+            self.state = SanitizerVisibleMutex(StateMachine(initial: initial))
+        }
+
+        // MARK: Introspection (tests, and the handles' properties)
+
+        var receiverCount: Int { self.state.withLock { $0.receiverCount } }
+        var version: UInt64 { self.state.withLock { $0.version } }
+        /// Tasks suspended in `changed()`; tests poll it to know a task is waiting.
+        var changeWaiterCount: Int { self.state.withLock { $0.changeWaiterCount } }
+        /// Tasks suspended in the sender's `closed()`; tests poll it to know a task is waiting.
+        var closedWaiterCount: Int { self.state.withLock { $0.closedWaiterCount } }
+
+        // MARK: Sender side
+
+        func sendReplace(_ value: Value) -> Value {
+            let (old, wakeups) = self.state.withLock { $0.send(value) }
+            for waiter in wakeups { waiter.resume() }
+            return old  // the caller destroys it, outside the lock
+        }
+
+        func sendIfModified(_ body: (inout Value) -> Bool) -> Bool {
+            let (modified, wakeups) = self.state.withLock { state in
+                var value = state.beginModify()
+                let modified = body(&value)
+                return (modified, state.endModify(value, notify: modified))
+            }
+            for waiter in wakeups { waiter.resume() }
+            return modified
+        }
+
+        func borrow() -> Value {
+            self.state.withLock { $0.value }
+        }
+
+        func subscribe() -> Int {
+            self.state.withLock { $0.subscribe() }
+        }
+
+        func senderDropped() {
+            let wakeups = self.state.withLock { $0.senderDropped() }
+            for waiter in wakeups { waiter.resume() }
+        }
+
+        func closed() async throws(CancellationError) {
+            let id: UInt64
+            switch self.state.withLock({ $0.closed() }) {
+            case .closed: return
+            case .suspend(let waiterID): id = waiterID
+            }
+            let outcome: ClosedOutcome = await suspend { continuation in
+                self.state.withLock {
+                    $0.closedSuspended(id: id, continuation: continuation, isCancelled: Task.isCancelled)
+                }?.resume()
+            } onCancel: {
+                self.state.withLock { $0.closedCancelled(id: id) }?.resume()
+            }
+            switch outcome {
+            case .closed: return
+            case .cancelled: throw CancellationError()
+            }
+        }
+
+        // MARK: Receiver side
+
+        func cloneReceiver(slot: Int) -> Int {
+            self.state.withLock { $0.cloneReceiver(slot: slot) }
+        }
+
+        func receiverDropped(slot: Int) {
+            let wakeups = self.state.withLock { $0.receiverDropped(slot: slot) }
+            for waiter in wakeups { waiter.resume() }
+        }
+
+        func borrowAndUpdate(slot: Int) -> Value {
+            self.state.withLock { $0.borrowAndUpdate(slot: slot) }
+        }
+
+        func hasChanged(slot: Int) -> Result<Bool, RecvError> {
+            self.state.withLock { $0.hasChanged(slot: slot) }
+        }
+
+        func seenVersion(slot: Int) -> UInt64? {
+            self.state.withLock { $0.seenVersion(slot: slot) }
+        }
+
+        /// Waits for a version receiver `slot` has not seen and marks it seen.
+        ///
+        /// - Returns: the value of the version now marked seen (so that an iterator hands out exactly the version
+        ///   it marked), or `nil` once the sender is gone and the last version is seen.
+        func changed(slot: Int) async throws(CancellationError) -> Value? {
+            let id: UInt64
+            switch self.state.withLock({ $0.changed(slot: slot) }) {
+            case .changed(let value): return value
+            case .closed: return nil
+            case .suspend(let waiterID): id = waiterID
+            }
+            let outcome: ChangeOutcome = await suspend { continuation in
+                self.state.withLock {
+                    $0.changedSuspended(id: id, slot: slot, continuation: continuation, isCancelled: Task.isCancelled)
+                }?.resume()
+            } onCancel: {
+                self.state.withLock { $0.changedCancelled(id: id) }?.resume()
+            }
+            switch outcome {
+            case .changed(let value): return value
+            case .closed: return nil
+            case .cancelled: throw CancellationError()
+            }
+        }
+    }
+}
