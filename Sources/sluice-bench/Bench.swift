@@ -1,57 +1,85 @@
 import Glibc
-import SluiceChannels
 
-@main struct Bench {
-    static func main() async throws {
-        try await Task.detached { try await run() }.value
-        exit(0)
+/// `sluice-bench`: Sluice's benchmarks. Nothing here runs under `swift test`; figures go to docs/BENCHMARKS.md
+/// with the command that produced them, as ratios against a peer measured in the same run.
+@main
+struct Bench {
+    static let usage = """
+        usage: sluice-bench <benchmark> [options]
+
+        benchmarks:
+          channels [--count N] [--only NAME]   SluiceChannels against the toolchain's AsyncStream (default N 2000000)
+          alloc-check [--count N]              steady-state send/receive with no waiting; run under valgrind to
+                                               count allocations (see docs/BENCHMARKS.md)
+        """
+
+    static func main() async {
+        var arguments = Array(CommandLine.arguments.dropFirst())
+        guard let command = arguments.first else {
+            fail(usage)
+        }
+        arguments.removeFirst()
+        // Run off the main actor: an async `main` is main-actor isolated, and tasks created from it inherit that,
+        // which would put every benchmark task on the main queue.
+        let code = await Task.detached { () async -> Int32 in
+            do {
+                switch command {
+                case "channels":
+                    let options = try Options(arguments, defaults: ["count": "2000000"])
+                    try await ChannelBenchmarks(count: options.int("count"), only: options.string("only")).run()
+                case "alloc-check":
+                    let options = try Options(arguments, defaults: ["count": "100000"])
+                    try await AllocationCheck(count: options.int("count")).run()
+                case "-h", "--help", "help":
+                    print(usage)
+                default:
+                    fail("sluice-bench: unknown benchmark '\(command)'\n\n\(usage)")
+                }
+                return 0
+            } catch let error as Options.Failure {
+                fail("sluice-bench: \(error.message)\n\n\(usage)")
+            } catch {
+                print("sluice-bench: \(error)")
+                return 1
+            }
+        }.value
+        // Exit explicitly: benchmark executor threads never end on their own.
+        exit(code)
     }
 
-    nonisolated static func run() async throws {
-        let n = Int(CommandLine.arguments[1]) ?? 200_000
-        for _ in 0..<1 {
-            let clock = ContinuousClock()
-            var t0 = clock.now
-            let (tx, rx) = MPSC<Int>.channel(capacity: 1024)
-            let ex = ThreadExecutor()
-            let p = Task.detached(executorPreference: ex) { for i in 0..<n { try await tx.send(i) } }
-            let c = Task.detached(executorPreference: ex) { () async throws -> Int in var s = 0
-            while let v = try await rx.recv() { s &+= v; if v == n - 1 { break } }; return s }
-            _ = try await c.value
-            try await p.value
-            print("mpsc recv (one thread)", Double(n) / (clock.now - t0).seconds / 1e6, "M/s")
-            if CommandLine.arguments.count > 2 && CommandLine.arguments[2] == "x" { exit(0) }
-            t0 = clock.now
-            let (tx1, rx1) = MPSC<Int>.channel(capacity: 1024)
-            let p1 = Task.detached { for i in 0..<n { try await tx1.send(i) } }
-            var s = 0
-            while let v = try await rx1.recv() { s &+= v; if v == n - 1 { break } }
-            try await p1.value
-            print("mpsc recv", Double(n) / (clock.now - t0).seconds / 1e6, "M/s")
-            if CommandLine.arguments.count > 2 && CommandLine.arguments[2] == "g" { exit(0) }
-            t0 = clock.now
-            let (tx2, rx2) = MPSC<Int>.channel(capacity: 1024)
-            let p2 = Task.detached { for i in 0..<n { try await tx2.send(i) } }
-            var buf: [Int] = []
-            var got = 0
-            while got < n { buf.removeAll(keepingCapacity: true); got += try await rx2.recv(upTo: 64, into: &buf) }
-            try await p2.value
-            print("mpsc recv64", Double(n) / (clock.now - t0).seconds / 1e6, "M/s")
-            t0 = clock.now
-            let (stream, cont) = AsyncStream<Int>.makeStream(bufferingPolicy: .unbounded)
-            let p3 = Task.detached { for i in 0..<n { cont.yield(i) }; cont.finish() }
-            for await v in stream { s &+= v }
-            await p3.value
-            print("asyncstream", Double(n) / (clock.now - t0).seconds / 1e6, "M/s")
-            t0 = clock.now
-            let (stream2, cont2) = AsyncStream<Int>.makeStream(bufferingPolicy: .unbounded)
-            let p4 = Task.detached(executorPreference: ex) { for i in 0..<n { cont2.yield(i) }; cont2.finish() }
-            let c4 = Task.detached(executorPreference: ex) { var s = 0; for await v in stream2 { s &+= v }; return s }
-            _ = await c4.value
-            await p4.value
-            print("asyncstream (one thread)", Double(n) / (clock.now - t0).seconds / 1e6, "M/s")
-            print("asyncstream", Double(n) / (clock.now - t0).seconds / 1e6, "M/s")
-        }
+    static func fail(_ message: String) -> Never {
+        var text = message + "\n"
+        text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+        exit(2)
     }
 }
-extension Duration { var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 } }
+
+/// `--name value` options with defaults; anything unknown is a usage error.
+struct Options {
+    struct Failure: Error { let message: String }
+    private var values: [String: String]
+
+    init(_ arguments: [String], defaults: [String: String], optional: Set<String> = ["only"]) throws {
+        self.values = defaults
+        var index = 0
+        while index < arguments.count {
+            let flag = arguments[index]
+            guard flag.hasPrefix("--"), index + 1 < arguments.count else {
+                throw Failure(message: "expected --option value, got '\(flag)'")
+            }
+            let name = String(flag.dropFirst(2))
+            guard defaults[name] != nil || optional.contains(name) else { throw Failure(message: "unknown option \(flag)") }
+            self.values[name] = arguments[index + 1]
+            index += 2
+        }
+    }
+
+    func int(_ name: String) throws -> Int {
+        guard let text = self.values[name], let value = Int(text), value > 0 else {
+            throw Failure(message: "--\(name) needs a positive whole number")
+        }
+        return value
+    }
+
+    func string(_ name: String) -> String? { self.values[name] }
+}

@@ -11,6 +11,7 @@ final class ThreadExecutor: TaskExecutor, @unchecked Sendable {
     private let lock = Mutex<[UnownedJob]>([])
     private let wakeup = DispatchSemaphore(value: 0)
     private var local: [UnownedJob] = []
+    /// Set once by `init`, before the thread can have run a job; read by `enqueue` to spot same-thread enqueues.
     private var thread: pthread_t? = nil
     private let sleeping = Atomic<Bool>(false)
 

@@ -8,8 +8,9 @@ extension Oneshot {
     /// ``Sender/closed()`` returns, and a later ``Sender/send(_:)`` hands its value back. A value sent but never
     /// received is destroyed then.
     public final class Receiver: Sendable {
-        let storage: Storage
+        @usableFromInline let storage: Storage
 
+        @inlinable
         init(storage: Storage) { self.storage = storage }
 
         deinit { self.storage.receiverDropped() }
@@ -41,6 +42,7 @@ extension Oneshot {
         ///     print("the responder left without answering")
         /// }
         /// ```
+        @inlinable
         public func value() async throws -> Value {
             try await self.storage.value()
         }
@@ -51,6 +53,7 @@ extension Oneshot {
         /// - ``TryRecvError/empty`` if nothing was sent yet and the sender is still there.
         /// - ``TryRecvError/senderDropped`` if the sender was dropped without sending, or ``close()`` was called
         ///   before a value was sent.
+        @inlinable
         public func tryValue() throws(TryRecvError) -> Value {
             try self.storage.tryValue().get()
         }
@@ -69,6 +72,7 @@ extension Oneshot {
         ///     cache(late)
         /// }
         /// ```
+        @inlinable
         public func close() {
             self.storage.close()
         }

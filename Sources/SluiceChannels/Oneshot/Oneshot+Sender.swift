@@ -13,11 +13,12 @@ extension Oneshot {
     /// through something that can give up ownership once, such as a `Mutex<Oneshot<T>.Sender?>` in a `Sendable`
     /// class that the task empties with `withLock { $0.take() }`.
     public struct Sender: ~Copyable, Sendable {
-        private let storage: Storage
+        @usableFromInline let storage: Storage
         /// Set by ``send(_:)`` before it hands the value over, so that `deinit` does not also report the sender as
         /// dropped. (`discard self` is not available for a struct with class fields; see ``MPSC/Permit``.)
-        private var used = false
+        @usableFromInline var used = false
 
+        @inlinable
         init(storage: Storage) { self.storage = storage }
 
         deinit {
@@ -43,6 +44,7 @@ extension Oneshot {
         ///     log("requester left; dropping \(error.value)")
         /// }
         /// ```
+        @inlinable
         public consuming func send(_ value: Value) throws(SendError<Value>) {
             self.used = true
             try self.storage.send(value).get()
@@ -51,6 +53,7 @@ extension Oneshot {
         /// True once the receiver has closed or is gone: a send now would fail.
         ///
         /// Use it to skip work whose result nobody will receive.
+        @inlinable
         public var isClosed: Bool { self.storage.isClosedForSending }
 
         /// Waits until the receiver has closed or is gone.
@@ -69,6 +72,7 @@ extension Oneshot {
         /// try await reply.closed()       // the requester timed out or hung up
         /// cancelExpensiveQuery()
         /// ```
+        @inlinable
         public func closed() async throws(CancellationError) {
             try await self.storage.closed()
         }

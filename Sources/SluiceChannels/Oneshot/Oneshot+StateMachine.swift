@@ -1,6 +1,7 @@
 extension Oneshot {
     /// How a suspended `value()` ends.
-    enum ReceiveOutcome {
+    @usableFromInline
+    enum ReceiveOutcome: Sendable {
         case value(Value)
         /// The sender was dropped without sending.
         case senderDropped
@@ -11,49 +12,89 @@ extension Oneshot {
     }
 
     /// How a suspended ``Sender/closed()`` ends.
-    enum ClosedOutcome {
+    @usableFromInline
+    enum ClosedOutcome: Sendable {
         /// The receiver closed or is gone.
         case closed
         case cancelled
     }
 
+    @usableFromInline
     typealias ReceiveContinuation = UnsafeContinuation<ReceiveOutcome, Never>
+    @usableFromInline
     typealias ClosedContinuation = UnsafeContinuation<ClosedOutcome, Never>
 
     /// A task suspended in ``Receiver/value()``.
-    struct ReceiveWaiter {
-        let id: UInt64
-        let continuation: ReceiveContinuation
+    @usableFromInline
+    struct ReceiveWaiter: Sendable {
+        @inlinable
+        init(id: UInt64, continuation: ReceiveContinuation) {
+            self.id = id
+            self.continuation = continuation
+        }
+
+        @usableFromInline let id: UInt64
+        @usableFromInline let continuation: ReceiveContinuation
     }
 
     /// A task suspended in ``Sender/closed()``.
-    struct ClosedWaiter {
-        let id: UInt64
-        let continuation: ClosedContinuation
+    @usableFromInline
+    struct ClosedWaiter: Sendable {
+        @inlinable
+        init(id: UInt64, continuation: ClosedContinuation) {
+            self.id = id
+            self.continuation = continuation
+        }
+
+        @usableFromInline let id: UInt64
+        @usableFromInline let continuation: ClosedContinuation
     }
 
     /// `value()` waiters to resume after unlocking, all with the same outcome. Moving the list out of the state
     /// machine costs no allocation.
-    struct ReceiverWakeups {
-        let waiters: WaiterList<ReceiveWaiter>
-        let outcome: ReceiveOutcome
+    @usableFromInline
+    struct ReceiverWakeups: Sendable {
+        @inlinable
+        init(waiters: WaiterList<ReceiveWaiter>, outcome: ReceiveOutcome) {
+            self.waiters = waiters
+            self.outcome = outcome
+        }
+
+        @usableFromInline let waiters: WaiterList<ReceiveWaiter>
+        @usableFromInline let outcome: ReceiveOutcome
+        @inlinable
         func resumeAll() {
             self.waiters.forEachOldestFirst { $0.continuation.resume(returning: self.outcome) }
         }
     }
 
     /// `closed()` waiters to resume with `.closed` after unlocking.
-    struct ClosedWakeups {
-        let waiters: WaiterList<ClosedWaiter>
+    @usableFromInline
+    struct ClosedWakeups: Sendable {
+        @inlinable
+        init(waiters: WaiterList<ClosedWaiter>) {
+            self.waiters = waiters
+        }
+
+        @usableFromInline let waiters: WaiterList<ClosedWaiter>
+        @inlinable
         func resumeAll() {
             self.waiters.forEachOldestFirst { $0.continuation.resume(returning: .closed) }
         }
     }
 
     /// One waiter to resume after unlocking, with what it gets.
+    @usableFromInline
     struct Resumption<Outcome: Sendable> {
-        let continuation: UnsafeContinuation<Outcome, Never>
-        let outcome: Outcome
+        @inlinable
+        init(continuation: UnsafeContinuation<Outcome, Never>, outcome: Outcome) {
+            self.continuation = continuation
+            self.outcome = outcome
+        }
+
+        @usableFromInline let continuation: UnsafeContinuation<Outcome, Never>
+        @usableFromInline let outcome: Outcome
+        @inlinable
         func resume() { self.continuation.resume(returning: self.outcome) }
     }
 
@@ -71,7 +112,9 @@ extension Oneshot {
     /// empty | waiting ──sender dropped──▶ senderDropped
     /// empty | waiting ──close or receiver dropped──▶ closed
     /// ```
+    @usableFromInline
     struct StateMachine: ~Copyable {
+        @usableFromInline
         enum State {
             /// Nothing sent, the sender is alive, nobody waits.
             case empty
@@ -87,31 +130,33 @@ extension Oneshot {
         }
 
         /// Where the value stands; see ``State``.
-        private(set) var state: State = .empty
+        @usableFromInline var state: State = .empty
         /// Tasks waiting in ``Oneshot/Sender/closed()``; non-empty only while the state is `.empty` or `.waiting`.
-        private var closedWaiters = WaiterList<ClosedWaiter>()
+        @usableFromInline var closedWaiters = WaiterList<ClosedWaiter>()
         /// Ids for suspensions, so cancellation can find its waiter.
-        private var nextWaiterID: UInt64 = 0
+        @usableFromInline var nextWaiterID: UInt64 = 0
 
+        @inlinable
         init() {}
 
         /// True once a send would fail: the receiver closed or went away.
-        var isClosedForSending: Bool {
+        @usableFromInline var isClosedForSending: Bool {
             if case .closed = self.state { return true }
             return false
         }
 
         /// Tasks waiting in `value()` right now.
-        var receiveWaiterCount: Int {
+        @usableFromInline var receiveWaiterCount: Int {
             if case .waiting(let waiters) = self.state { return waiters.count }
             return 0
         }
 
         /// Tasks waiting in the sender's `closed()` right now.
+        @inlinable
         var closedWaiterCount: Int { self.closedWaiters.count }
 
         /// The state's case name, for failure messages (never the value itself).
-        var stateName: String {
+        @usableFromInline var stateName: String {
             switch self.state {
             case .empty: return ".empty"
             case .waiting: return ".waiting"
@@ -121,14 +166,16 @@ extension Oneshot {
             }
         }
 
-        private mutating func makeWaiterID() -> UInt64 {
+        @inlinable
+        mutating func makeWaiterID() -> UInt64 {
             self.nextWaiterID &+= 1
             return self.nextWaiterID
         }
 
         // MARK: - Sender
 
-        enum SendAction {
+        @usableFromInline
+        enum SendAction: Sendable {
             /// The value is stored for the receiver.
             case stored
             /// The value is stored and these waiters get it.
@@ -137,6 +184,7 @@ extension Oneshot {
             case closed
         }
 
+        @inlinable
         mutating func send(_ value: Value) -> SendAction {
             switch self.state {
             case .empty:
@@ -153,6 +201,7 @@ extension Oneshot {
         }
 
         /// The sender was dropped without sending.
+        @inlinable
         mutating func senderDropped() -> ReceiverWakeups? {
             precondition(self.closedWaiters.isEmpty, "Oneshot sender dropped while a task waits in its closed()")
             switch self.state {
@@ -169,16 +218,19 @@ extension Oneshot {
             }
         }
 
-        enum ClosedAction {
+        @usableFromInline
+        enum ClosedAction: Sendable {
             case closed
             case suspend(id: UInt64)
         }
 
         /// The sender asks to wait for the receiver to close or go.
+        @inlinable
         mutating func closed() -> ClosedAction {
             self.isClosedForSending ? .closed : .suspend(id: self.makeWaiterID())
         }
 
+        @inlinable
         mutating func closedSuspended(
             id: UInt64,
             continuation: ClosedContinuation,
@@ -190,6 +242,7 @@ extension Oneshot {
             return nil
         }
 
+        @inlinable
         mutating func closedCancelled(id: UInt64) -> Resumption<ClosedOutcome>? {
             guard let waiter = self.closedWaiters.removeFirst(where: { $0.id == id }) else { return nil }
             return Resumption(continuation: waiter.continuation, outcome: .cancelled)
@@ -197,7 +250,8 @@ extension Oneshot {
 
         // MARK: - Receiver
 
-        enum ReceiveAction {
+        @usableFromInline
+        enum ReceiveAction: Sendable {
             case value(Value)
             case senderDropped
             case closed
@@ -208,6 +262,7 @@ extension Oneshot {
         }
 
         /// The receiver asks for the value. The value is copied out, never moved: it stays for later calls.
+        @inlinable
         mutating func receive(mayWait: Bool) -> ReceiveAction {
             switch self.state {
             case .sent(let value): return .value(value)
@@ -219,6 +274,7 @@ extension Oneshot {
 
         /// A `value()` that got `.suspend(id)` now holds a continuation. Re-checks, because the lock was released
         /// in between. Returns the waiter to resume at once, or `nil` when it is stored.
+        @inlinable
         mutating func receiveSuspended(
             id: UInt64,
             continuation: ReceiveContinuation,
@@ -243,6 +299,7 @@ extension Oneshot {
 
         /// The task waiting in `value()` as `id` was cancelled: returns it to resume with `.cancelled` if it was
         /// still waiting; `nil` if it was already resumed (that outcome stands).
+        @inlinable
         mutating func receiveCancelled(id: UInt64) -> Resumption<ReceiveOutcome>? {
             guard case .waiting(var waiters) = self.state else { return nil }
             self.state = .empty
@@ -254,6 +311,7 @@ extension Oneshot {
 
         /// The receiver called `close()`: sends fail from now on, tasks waiting for a value end with `.closed`, and
         /// the sender's `closed()` waiters return. A value already sent stays to be taken.
+        @inlinable
         mutating func receiverClosed() -> (ReceiverWakeups?, ClosedWakeups?) {
             switch self.state {
             case .empty:
@@ -269,6 +327,7 @@ extension Oneshot {
 
         /// The receiver object is gone. Returns a value that was sent and never can be received, so that it is
         /// destroyed after unlocking, and the sender's `closed()` waiters.
+        @inlinable
         mutating func receiverDropped() -> (Value?, ClosedWakeups?) {
             switch self.state {
             case .empty:
@@ -284,7 +343,8 @@ extension Oneshot {
             }
         }
 
-        private mutating func takeClosedWaiters() -> ClosedWakeups? {
+        @inlinable
+        mutating func takeClosedWaiters() -> ClosedWakeups? {
             guard !self.closedWaiters.isEmpty else { return nil }
             let waiters = self.closedWaiters
             self.closedWaiters = WaiterList()

@@ -3,25 +3,31 @@ extension Oneshot {
     /// answers.
     ///
     /// This object is the channel's one shared allocation (the lock and the state are stored inline, and the
-    /// first waiter of each side is stored inline in the state). The lock is a ``SanitizerVisibleMutex``: a
+    /// first waiter of each side is stored inline in the state). The lock is a ``Locked``: a
     /// `Mutex` whose hand-overs ThreadSanitizer can see. The ``Sender`` is a struct holding a reference to
     /// it; the ``Receiver`` is the only other object. Every method decides under the lock and acts after it:
     /// continuations are resumed, and an undeliverable value is destroyed, only once the lock is released.
+    @usableFromInline
     final class Storage: Sendable {
-        private let state = SanitizerVisibleMutex(StateMachine())
+        @usableFromInline let state = Locked(StateMachine())
 
+        @inlinable
         init() {}
 
         // MARK: Introspection (tests, and the handles' properties)
 
+        @inlinable
         var isClosedForSending: Bool { self.state.withLock { $0.isClosedForSending } }
         /// Tasks suspended in `value()`; tests poll it to know a task is waiting.
+        @inlinable
         var receiveWaiterCount: Int { self.state.withLock { $0.receiveWaiterCount } }
         /// Tasks suspended in the sender's `closed()`; tests poll it to know a task is waiting.
+        @inlinable
         var closedWaiterCount: Int { self.state.withLock { $0.closedWaiterCount } }
 
         // MARK: Sender side
 
+        @inlinable
         func send(_ value: Value) -> Result<Void, SendError<Value>> {
             switch self.state.withLock({ $0.send(value) }) {
             case .stored: return .success(())
@@ -32,10 +38,12 @@ extension Oneshot {
             }
         }
 
+        @inlinable
         func senderDropped() {
             self.state.withLock { $0.senderDropped() }?.resumeAll()
         }
 
+        @inlinable
         func closed() async throws(CancellationError) {
             let id: UInt64
             switch self.state.withLock({ $0.closed() }) {
@@ -57,6 +65,7 @@ extension Oneshot {
 
         // MARK: Receiver side
 
+        @inlinable
         func tryValue() -> Result<Value, TryRecvError> {
             switch self.state.withLock({ $0.receive(mayWait: false) }) {
             case .value(let value): return .success(value)
@@ -66,6 +75,7 @@ extension Oneshot {
             }
         }
 
+        @inlinable
         func value() async throws -> Value {
             let id: UInt64
             switch self.state.withLock({ $0.receive(mayWait: true) }) {
@@ -88,12 +98,14 @@ extension Oneshot {
             }
         }
 
+        @inlinable
         func close() {
             let (receivers, senders) = self.state.withLock { $0.receiverClosed() }
             receivers?.resumeAll()
             senders?.resumeAll()
         }
 
+        @inlinable
         func receiverDropped() {
             let (undelivered, senders) = self.state.withLock { $0.receiverDropped() }
             senders?.resumeAll()

@@ -8,21 +8,27 @@ extension Oneshot {
     ///
     /// Invariant: `first == nil` implies `others.isEmpty`, and `first` is the oldest waiter. Order is arrival
     /// order, so waiters are resumed first come, first served.
-    struct WaiterList<Waiter> {
+    @usableFromInline
+    struct WaiterList<Waiter>: Sendable where Waiter: Sendable {
         /// The oldest waiter, or `nil` when the list is empty.
-        private var first: Waiter?
+        @usableFromInline var first: Waiter?
         /// Every later waiter, oldest first. Empty (and unallocated) in the common single-waiter case.
-        private var others: [Waiter] = []
+        @usableFromInline var others: [Waiter] = []
 
+        @inlinable
         init() {}
 
         /// A list holding one waiter.
+        @inlinable
         init(_ waiter: Waiter) { self.first = waiter }
 
+        @inlinable
         var isEmpty: Bool { self.first == nil }
 
+        @inlinable
         var count: Int { self.first == nil ? 0 : 1 + self.others.count }
 
+        @inlinable
         mutating func append(_ waiter: Waiter) {
             if self.first == nil {
                 self.first = waiter
@@ -32,6 +38,7 @@ extension Oneshot {
         }
 
         /// Removes and returns the oldest waiter that matches, keeping the others in order. Used by cancellation.
+        @inlinable
         mutating func removeFirst(where matches: (Waiter) -> Bool) -> Waiter? {
             guard let first = self.first else { return nil }
             if matches(first) {
@@ -43,6 +50,7 @@ extension Oneshot {
         }
 
         /// Calls `body` on every waiter, oldest first.
+        @inlinable
         func forEachOldestFirst(_ body: (Waiter) -> Void) {
             guard let first = self.first else { return }
             body(first)

@@ -59,6 +59,7 @@ public enum Oneshot<Value: Sendable> {
     /// let reply = channel.sender
     /// let response = channel.receiver
     /// ```
+    @inlinable
     public static func channel() -> Channel {
         let storage = Storage()
         return Channel(sender: Sender(storage: storage), receiver: Receiver(storage: storage))
@@ -77,6 +78,12 @@ public enum Oneshot<Value: Sendable> {
     /// not depend on lifetimes.
     @frozen
     public struct Channel: ~Copyable, Sendable {
+        @inlinable
+        init(sender: consuming Sender, receiver: Receiver) {
+            self.sender = sender
+            self.receiver = receiver
+        }
+
         /// The sending half; sends at most once.
         public let sender: Sender
         /// The receiving half.

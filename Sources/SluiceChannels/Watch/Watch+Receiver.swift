@@ -7,11 +7,12 @@ extension Watch {
     ///
     /// The receiver counts for ``Sender/receiverCount`` until its last reference is gone.
     public final class Receiver: Sendable {
-        let storage: Storage
+        @usableFromInline let storage: Storage
         /// This receiver's index in the channel's table of seen versions; reused by another receiver once this
         /// one is gone.
-        let slot: Int
+        @usableFromInline let slot: Int
 
+        @inlinable
         init(storage: Storage, slot: Int) {
             self.storage = storage
             self.slot = slot
@@ -24,6 +25,7 @@ extension Watch {
         /// A following ``changed()`` still returns at once if this value had not been seen. Prefer
         /// ``borrowAndUpdate()`` when reacting to the value: reading and marking in one step cannot miss a send
         /// that lands in between.
+        @inlinable
         public func borrow() -> Value {
             self.storage.borrow()
         }
@@ -37,6 +39,7 @@ extension Watch {
         ///     try await watcher.changed()
         /// }
         /// ```
+        @inlinable
         public func borrowAndUpdate() -> Value {
             self.storage.borrowAndUpdate(slot: self.slot)
         }
@@ -47,6 +50,7 @@ extension Watch {
         /// ``RecvError/closed`` once the sender is gone, **even if an unseen value remains** (as tokio's
         /// `has_changed`): it answers "can this still change?" first. To drain the last value, use ``changed()``,
         /// which returns once more for it, or read it with ``borrowAndUpdate()``.
+        @inlinable
         public func hasChanged() throws(RecvError) -> Bool {
             try self.storage.hasChanged(slot: self.slot).get()
         }
@@ -75,6 +79,7 @@ extension Watch {
         /// try await watcher.changed()
         /// print(watcher.borrowAndUpdate())            // true
         /// ```
+        @inlinable
         public func changed() async throws {
             guard try await self.storage.changed(slot: self.slot) != nil else { throw RecvError.closed }
         }
@@ -82,6 +87,7 @@ extension Watch {
         /// A new receiver that has seen exactly what this one has seen.
         ///
         /// From then on the two are independent: marking a value seen on one does not mark it on the other.
+        @inlinable
         public func clone() -> Receiver {
             Receiver(storage: self.storage, slot: self.storage.cloneReceiver(slot: self.slot))
         }
@@ -109,12 +115,18 @@ extension Watch.Receiver: AsyncSequence {
     /// }
     /// ```
     public struct AsyncIterator: AsyncIteratorProtocol {
-        let receiver: Watch.Receiver
+        @inlinable
+        init(receiver: Watch.Receiver) {
+            self.receiver = receiver
+        }
+
+        @usableFromInline let receiver: Watch.Receiver
         /// False until the current value has been handed out.
-        var started = false
+        @usableFromInline var started = false
 
         /// The current value on the first call; then the newest value after the next change, or `nil` once the
         /// channel has closed and the last value was returned, or the task was cancelled.
+        @inlinable
         public mutating func next() async -> Value? {
             guard self.started else {
                 self.started = true
@@ -128,6 +140,7 @@ extension Watch.Receiver: AsyncSequence {
         }
     }
 
+    @inlinable
     public func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(receiver: self)
     }

@@ -14,8 +14,9 @@ extension Watch {
     /// short, must not block or suspend, and must not call back into this channel (through this sender or any of
     /// its receivers): the lock is not re-entrant, and re-entering it stops the process.
     public final class Sender: Sendable {
-        let storage: Storage
+        @usableFromInline let storage: Storage
 
+        @inlinable
         init(storage: Storage) { self.storage = storage }
 
         deinit { self.storage.senderDropped() }
@@ -29,6 +30,7 @@ extension Watch {
         /// let (config, _) = Watch<Config>.channel(.defaults)
         /// config.send(try loadConfig())       // every watcher's changed() returns
         /// ```
+        @inlinable
         public func send(_ value: Value) {
             _ = self.storage.sendReplace(value)
         }
@@ -42,6 +44,7 @@ extension Watch {
         /// let (counter, watcher) = Watch<Int>.channel(0)
         /// counter.sendModify { $0 += 1 }      // atomic against other tasks doing the same
         /// ```
+        @inlinable
         public func sendModify(_ body: (inout Value) -> Void) {
             _ = self.storage.sendIfModified { value in
                 body(&value)
@@ -65,6 +68,7 @@ extension Watch {
         /// members.sendIfModified { $0.insert("eu-1").inserted }   // a duplicate wakes nobody
         /// ```
         @discardableResult
+        @inlinable
         public func sendIfModified(_ body: (inout Value) -> Bool) -> Bool {
             self.storage.sendIfModified(body)
         }
@@ -77,11 +81,13 @@ extension Watch {
         /// let previous = state.sendReplace("running")    // "starting"
         /// ```
         @discardableResult
+        @inlinable
         public func sendReplace(_ value: Value) -> Value {
             self.storage.sendReplace(value)
         }
 
         /// The current value. Does not affect what any receiver has seen.
+        @inlinable
         public func borrow() -> Value {
             self.storage.borrow()
         }
@@ -98,6 +104,7 @@ extension Watch {
         /// if watcher.borrowAndUpdate() { return }          // already shutting down
         /// try await watcher.changed()                      // wait for the flag to flip
         /// ```
+        @inlinable
         public func subscribe() -> Receiver {
             Receiver(storage: self.storage, slot: self.storage.subscribe())
         }
@@ -106,9 +113,11 @@ extension Watch {
         ///
         /// A receiver counts from its creation (``Watch/channel(_:)``, ``subscribe()``, ``Receiver/clone()``) until
         /// its last reference is gone.
+        @inlinable
         public var receiverCount: Int { self.storage.receiverCount }
 
         /// True when no receiver exists. It can become false again through ``subscribe()``.
+        @inlinable
         public var isClosed: Bool { self.receiverCount == 0 }
 
         /// Waits until every receiver is gone.
@@ -129,6 +138,7 @@ extension Watch {
         /// for percent in 1...100 { progress.send(percent) }
         /// try await progress.closed()              // the display has finished
         /// ```
+        @inlinable
         public func closed() async throws(CancellationError) {
             try await self.storage.closed()
         }

@@ -1,6 +1,7 @@
 extension Watch {
     /// How a suspended `changed()` ends.
-    enum ChangeOutcome {
+    @usableFromInline
+    enum ChangeOutcome: Sendable {
         /// A version this receiver had not seen arrived and is now marked seen; the value of that version.
         case changed(Value)
         /// The sender is gone and this receiver has seen the last value.
@@ -10,27 +11,46 @@ extension Watch {
     }
 
     /// How a suspended ``Sender/closed()`` ends.
-    enum ClosedOutcome {
+    @usableFromInline
+    enum ClosedOutcome: Sendable {
         /// Every receiver is gone.
         case closed
         /// The waiting task was cancelled.
         case cancelled
     }
 
+    @usableFromInline
     typealias ChangeContinuation = UnsafeContinuation<ChangeOutcome, Never>
+    @usableFromInline
     typealias ClosedContinuation = UnsafeContinuation<ClosedOutcome, Never>
 
     /// A `changed()` waiter to resume after unlocking, with what it gets.
-    struct ChangeResumption {
-        let continuation: ChangeContinuation
-        let outcome: ChangeOutcome
+    @usableFromInline
+    struct ChangeResumption: Sendable {
+        @inlinable
+        init(continuation: ChangeContinuation, outcome: ChangeOutcome) {
+            self.continuation = continuation
+            self.outcome = outcome
+        }
+
+        @usableFromInline let continuation: ChangeContinuation
+        @usableFromInline let outcome: ChangeOutcome
+        @inlinable
         func resume() { self.continuation.resume(returning: self.outcome) }
     }
 
     /// A `closed()` waiter to resume after unlocking, with what it gets.
-    struct ClosedResumption {
-        let continuation: ClosedContinuation
-        let outcome: ClosedOutcome
+    @usableFromInline
+    struct ClosedResumption: Sendable {
+        @inlinable
+        init(continuation: ClosedContinuation, outcome: ClosedOutcome) {
+            self.continuation = continuation
+            self.outcome = outcome
+        }
+
+        @usableFromInline let continuation: ClosedContinuation
+        @usableFromInline let outcome: ClosedOutcome
+        @inlinable
         func resume() { self.continuation.resume(returning: self.outcome) }
     }
 
@@ -48,44 +68,61 @@ extension Watch {
     /// - every waiter in `changeWaiters` sits on a live slot whose seen version equals `version`, and the sender
     ///   is alive (a send or the sender's drop empties the queue);
     /// - `closedWaiters` is non-empty only while `receiverCount > 0`.
+    @usableFromInline
     struct StateMachine: ~Copyable {
         /// A task suspended in `changed()` on receiver `slot`.
-        struct ChangeWaiter {
-            let id: UInt64
-            let slot: Int
-            let continuation: ChangeContinuation
+        @usableFromInline
+        struct ChangeWaiter: Sendable {
+            @inlinable
+            init(id: UInt64, slot: Int, continuation: ChangeContinuation) {
+                self.id = id
+                self.slot = slot
+                self.continuation = continuation
+            }
+
+            @usableFromInline let id: UInt64
+            @usableFromInline let slot: Int
+            @usableFromInline let continuation: ChangeContinuation
         }
 
         /// A task suspended in ``Watch/Sender/closed()``.
-        struct ClosedWaiter {
-            let id: UInt64
-            let continuation: ClosedContinuation
+        @usableFromInline
+        struct ClosedWaiter: Sendable {
+            @inlinable
+            init(id: UInt64, continuation: ClosedContinuation) {
+                self.id = id
+                self.continuation = continuation
+            }
+
+            @usableFromInline let id: UInt64
+            @usableFromInline let continuation: ClosedContinuation
         }
 
         /// The one value the channel holds, replaced or modified in place by sends. `nil` only between
         /// ``beginModify()`` and ``endModify(_:notify:)``, which run in one critical section: no other event ever
         /// finds it `nil`.
-        private var current: Value?
+        @usableFromInline var current: Value?
         /// Bumped by every send that notifies. The initial value is version 0.
-        private(set) var version: UInt64 = 0
+        @usableFromInline var version: UInt64 = 0
         /// False once the last reference to the ``Watch/Sender`` is gone; never becomes true again.
-        private(set) var isSenderAlive = true
+        @usableFromInline var isSenderAlive = true
         /// The per-receiver table: `seenVersions[slot]` is the newest version receiver `slot` has marked seen, or
         /// `nil` when the slot is free. Only grows; freed slots are reused through `freeSlots`.
-        private var seenVersions: [UInt64?]
+        @usableFromInline var seenVersions: [UInt64?]
         /// Free indexes into `seenVersions`, reused last-freed-first so the table stays as small as the peak
         /// number of receivers.
-        private var freeSlots: [Int] = []
+        @usableFromInline var freeSlots: [Int] = []
         /// Live receivers: the number of non-`nil` entries in `seenVersions`.
-        private(set) var receiverCount: Int
+        @usableFromInline var receiverCount: Int
         /// Tasks waiting in `changed()`, in arrival order. Each waits because its slot has seen `version`.
-        private var changeWaiters = RingBuffer<ChangeWaiter>(minimumCapacity: 2)
+        @usableFromInline var changeWaiters = RingBuffer<ChangeWaiter>(minimumCapacity: 2)
         /// Sender-side tasks waiting in `closed()` for `receiverCount` to reach zero.
-        private var closedWaiters = RingBuffer<ClosedWaiter>(minimumCapacity: 1)
+        @usableFromInline var closedWaiters = RingBuffer<ClosedWaiter>(minimumCapacity: 1)
         /// Ids for suspensions, so cancellation can find its waiter.
-        private var nextWaiterID: UInt64 = 0
+        @usableFromInline var nextWaiterID: UInt64 = 0
 
         /// Creates the state with `initial` as version 0 and one receiver, in slot 0, that has seen it.
+        @inlinable
         init(initial: Value) {
             self.current = initial
             self.seenVersions = [0]
@@ -93,22 +130,26 @@ extension Watch {
         }
 
         /// The value the channel holds.
-        var value: Value {
+        @usableFromInline var value: Value {
             guard let value = self.current else { preconditionFailure("Watch value read during a modification") }
             return value
         }
 
         /// Tasks waiting in `changed()` right now.
+        @inlinable
         var changeWaiterCount: Int { self.changeWaiters.count }
         /// Tasks waiting in the sender's `closed()` right now.
+        @inlinable
         var closedWaiterCount: Int { self.closedWaiters.count }
 
         /// The version receiver `slot` has seen, or `nil` if the slot is free.
+        @inlinable
         func seenVersion(slot: Int) -> UInt64? {
             slot < self.seenVersions.count ? self.seenVersions[slot] : nil
         }
 
-        private mutating func makeWaiterID() -> UInt64 {
+        @inlinable
+        mutating func makeWaiterID() -> UInt64 {
             self.nextWaiterID &+= 1
             return self.nextWaiterID
         }
@@ -116,11 +157,13 @@ extension Watch {
         // MARK: - Receivers come and go
 
         /// A new receiver that has seen the current version. Returns its slot.
+        @inlinable
         mutating func subscribe() -> Int {
             self.register(seen: self.version)
         }
 
         /// A new receiver that has seen what receiver `slot` has seen. Returns its slot.
+        @inlinable
         mutating func cloneReceiver(slot: Int) -> Int {
             guard let seen = self.seenVersion(slot: slot) else {
                 preconditionFailure("Watch receiver slot \(slot) cloned while free")
@@ -128,7 +171,8 @@ extension Watch {
             return self.register(seen: seen)
         }
 
-        private mutating func register(seen: UInt64) -> Int {
+        @inlinable
+        mutating func register(seen: UInt64) -> Int {
             self.receiverCount += 1
             if let slot = self.freeSlots.popLast() {
                 self.seenVersions[slot] = seen
@@ -143,6 +187,7 @@ extension Watch {
         ///
         /// A receiver with a task waiting in `changed()` cannot be dropped (the task holds it), so no change
         /// waiter can refer to the freed slot.
+        @inlinable
         mutating func receiverDropped(slot: Int) -> [ClosedResumption] {
             guard self.seenVersion(slot: slot) != nil else {
                 preconditionFailure("Watch receiver slot \(slot) dropped while free")
@@ -162,6 +207,7 @@ extension Watch {
 
         /// Replaces the value, makes a new version and returns the old value (to destroy after unlocking) and the
         /// `changed()` waiters to resume.
+        @inlinable
         mutating func send(_ newValue: Value) -> (old: Value, wakeups: [ChangeResumption]) {
             precondition(self.isSenderAlive, "Watch value sent after the sender was dropped")
             let old = self.value
@@ -176,6 +222,7 @@ extension Watch {
         /// The closure is not passed in here on purpose: a non-`Sendable` closure handed to the state machine
         /// would tie the machine's isolation region to the calling task, which the `Mutex` forbids. The value is
         /// `Sendable`, so editing it outside the machine is allowed.
+        @inlinable
         mutating func beginModify() -> Value {
             precondition(self.isSenderAlive, "Watch value modified after the sender was dropped")
             guard let value = self.current else { preconditionFailure("Watch modification began during another") }
@@ -185,6 +232,7 @@ extension Watch {
 
         /// A modification ends: stores the edited value back; when `notify` is true, makes a new version and
         /// returns the waiters to resume. When it is false nobody is notified, even if the value changed.
+        @inlinable
         mutating func endModify(_ value: Value, notify: Bool) -> [ChangeResumption] {
             precondition(self.current == nil, "Watch modification ended without beginning")
             self.current = value
@@ -192,7 +240,8 @@ extension Watch {
         }
 
         /// Bumps the version and wakes every `changed()` waiter, marking the new version seen on its slot.
-        private mutating func notify() -> [ChangeResumption] {
+        @inlinable
+        mutating func notify() -> [ChangeResumption] {
             self.version &+= 1
             guard !self.changeWaiters.isEmpty else { return [] }
             var wakeups: [ChangeResumption] = []
@@ -208,6 +257,7 @@ extension Watch {
         }
 
         /// The last sender reference is gone: every `changed()` waiter has seen the last version, so each ends.
+        @inlinable
         mutating func senderDropped() -> [ChangeResumption] {
             precondition(self.isSenderAlive, "Watch sender dropped twice")
             precondition(self.closedWaiters.isEmpty, "Watch sender dropped while a task waits in its closed()")
@@ -222,6 +272,7 @@ extension Watch {
         // MARK: - Receiving
 
         /// The current value, and receiver `slot` has now seen it.
+        @inlinable
         mutating func borrowAndUpdate(slot: Int) -> Value {
             self.markSeen(slot: slot)
             return self.value
@@ -229,6 +280,7 @@ extension Watch {
 
         /// Whether receiver `slot` has a version it has not seen; `.closed` once the sender is gone, whatever it
         /// has seen (tokio's `has_changed`).
+        @inlinable
         func hasChanged(slot: Int) -> Result<Bool, RecvError> {
             guard self.isSenderAlive else { return .failure(.closed) }
             guard let seen = self.seenVersion(slot: slot) else {
@@ -237,7 +289,8 @@ extension Watch {
             return .success(seen != self.version)
         }
 
-        enum ChangedAction {
+        @usableFromInline
+        enum ChangedAction: Sendable {
             /// There was an unseen version; it is now marked seen. The value of that version.
             case changed(Value)
             /// The sender is gone and the last version is seen: nothing more can change.
@@ -247,6 +300,7 @@ extension Watch {
         }
 
         /// Receiver `slot` asks for a change. Returns at once when it has something unseen.
+        @inlinable
         mutating func changed(slot: Int) -> ChangedAction {
             guard let seen = self.seenVersion(slot: slot) else {
                 preconditionFailure("Watch receiver slot \(slot) called changed() while free")
@@ -261,6 +315,7 @@ extension Watch {
 
         /// A `changed()` that got `.suspend(id)` now holds a continuation. Re-checks everything, because the
         /// lock was released in between. Returns the waiter to resume at once, or `nil` when it is stored.
+        @inlinable
         mutating func changedSuspended(
             id: UInt64,
             slot: Int,
@@ -281,12 +336,14 @@ extension Watch {
 
         /// The task waiting in `changed()` as `id` was cancelled. Returns it, to resume with `.cancelled`, if it
         /// was still waiting; `nil` if a send or the sender's drop already resumed it (that outcome stands).
+        @inlinable
         mutating func changedCancelled(id: UInt64) -> ChangeResumption? {
             guard let waiter = self.changeWaiters.removeFirst(where: { $0.id == id }) else { return nil }
             return ChangeResumption(continuation: waiter.continuation, outcome: .cancelled)
         }
 
-        private mutating func markSeen(slot: Int) {
+        @inlinable
+        mutating func markSeen(slot: Int) {
             guard self.seenVersion(slot: slot) != nil else {
                 preconditionFailure("Watch receiver slot \(slot) marked seen while free")
             }
@@ -295,19 +352,22 @@ extension Watch {
 
         // MARK: - The sender waits for the receivers to go
 
-        enum ClosedAction {
+        @usableFromInline
+        enum ClosedAction: Sendable {
             /// No receiver is left.
             case closed
             /// Receivers remain: suspend as waiter `id` through ``closedSuspended(id:continuation:isCancelled:)``.
             case suspend(id: UInt64)
         }
 
+        @inlinable
         mutating func closed() -> ClosedAction {
             self.receiverCount == 0 ? .closed : .suspend(id: self.makeWaiterID())
         }
 
         /// A `closed()` that got `.suspend(id)` now holds a continuation. Returns the waiter to resume at once, or
         /// `nil` when it is stored.
+        @inlinable
         mutating func closedSuspended(
             id: UInt64,
             continuation: ClosedContinuation,
@@ -321,6 +381,7 @@ extension Watch {
 
         /// The task waiting in `closed()` as `id` was cancelled: returns it to resume with `.cancelled` if it was
         /// still waiting.
+        @inlinable
         mutating func closedCancelled(id: UInt64) -> ClosedResumption? {
             guard let waiter = self.closedWaiters.removeFirst(where: { $0.id == id }) else { return nil }
             return ClosedResumption(continuation: waiter.continuation, outcome: .cancelled)

@@ -5,32 +5,40 @@ extension Watch {
     /// Every method decides under the lock and acts after it: continuations are resumed, and replaced values are
     /// destroyed, only once the lock is released. The one exception is by design: the closures of
     /// ``Sender/sendModify(_:)`` and ``Sender/sendIfModified(_:)`` run under the lock, because the point of them
-    /// is an atomic read-modify-write of the value in place. The lock is a ``SanitizerVisibleMutex``: a `Mutex`
+    /// is an atomic read-modify-write of the value in place. The lock is a ``Locked``: a `Mutex`
     /// whose hand-overs ThreadSanitizer can see.
+    @usableFromInline
     final class Storage: Sendable {
-        private let state: SanitizerVisibleMutex<StateMachine>
+        @usableFromInline let state: Locked<StateMachine>
 
+        @inlinable
         init(initial: Value) {
-            self.state = SanitizerVisibleMutex(StateMachine(initial: initial))
+            self.state = Locked(StateMachine(initial: initial))
         }
 
         // MARK: Introspection (tests, and the handles' properties)
 
+        @inlinable
         var receiverCount: Int { self.state.withLock { $0.receiverCount } }
+        @inlinable
         var version: UInt64 { self.state.withLock { $0.version } }
         /// Tasks suspended in `changed()`; tests poll it to know a task is waiting.
+        @inlinable
         var changeWaiterCount: Int { self.state.withLock { $0.changeWaiterCount } }
         /// Tasks suspended in the sender's `closed()`; tests poll it to know a task is waiting.
+        @inlinable
         var closedWaiterCount: Int { self.state.withLock { $0.closedWaiterCount } }
 
         // MARK: Sender side
 
+        @inlinable
         func sendReplace(_ value: Value) -> Value {
             let (old, wakeups) = self.state.withLock { $0.send(value) }
             for waiter in wakeups { waiter.resume() }
             return old  // the caller destroys it, outside the lock
         }
 
+        @inlinable
         func sendIfModified(_ body: (inout Value) -> Bool) -> Bool {
             let (modified, wakeups) = self.state.withLock { state in
                 var value = state.beginModify()
@@ -41,19 +49,23 @@ extension Watch {
             return modified
         }
 
+        @inlinable
         func borrow() -> Value {
             self.state.withLock { $0.value }
         }
 
+        @inlinable
         func subscribe() -> Int {
             self.state.withLock { $0.subscribe() }
         }
 
+        @inlinable
         func senderDropped() {
             let wakeups = self.state.withLock { $0.senderDropped() }
             for waiter in wakeups { waiter.resume() }
         }
 
+        @inlinable
         func closed() async throws(CancellationError) {
             let id: UInt64
             switch self.state.withLock({ $0.closed() }) {
@@ -75,23 +87,28 @@ extension Watch {
 
         // MARK: Receiver side
 
+        @inlinable
         func cloneReceiver(slot: Int) -> Int {
             self.state.withLock { $0.cloneReceiver(slot: slot) }
         }
 
+        @inlinable
         func receiverDropped(slot: Int) {
             let wakeups = self.state.withLock { $0.receiverDropped(slot: slot) }
             for waiter in wakeups { waiter.resume() }
         }
 
+        @inlinable
         func borrowAndUpdate(slot: Int) -> Value {
             self.state.withLock { $0.borrowAndUpdate(slot: slot) }
         }
 
+        @inlinable
         func hasChanged(slot: Int) -> Result<Bool, RecvError> {
             self.state.withLock { $0.hasChanged(slot: slot) }
         }
 
+        @inlinable
         func seenVersion(slot: Int) -> UInt64? {
             self.state.withLock { $0.seenVersion(slot: slot) }
         }
@@ -100,6 +117,7 @@ extension Watch {
         ///
         /// - Returns: the value of the version now marked seen (so that an iterator hands out exactly the version
         ///   it marked), or `nil` once the sender is gone and the last version is seen.
+        @inlinable
         func changed(slot: Int) async throws(CancellationError) -> Value? {
             let id: UInt64
             switch self.state.withLock({ $0.changed(slot: slot) }) {

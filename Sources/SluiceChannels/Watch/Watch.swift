@@ -71,6 +71,7 @@ public enum Watch<Value: Sendable> {
     /// sender.send(1)
     /// try await receiver.changed()             // returns at once: version 1 is unseen
     /// ```
+    @inlinable
     public static func channel(_ initial: Value) -> (sender: Sender, receiver: Receiver) {
         let storage = Storage(initial: initial)
         // The state machine starts with one receiver registered in slot 0.
