@@ -1,5 +1,7 @@
 import Testing
 
+@testable import SluiceChannels
+
 /// Helpers shared by the broadcast tests, namespaced so that they cannot clash with other channels' test helpers.
 enum BroadcastTestSupport {
     /// SplitMix64: a tiny deterministic PRNG, so every randomized test replays the same plan from its seed.
@@ -24,6 +26,20 @@ enum BroadcastTestSupport {
     final class Payload: Sendable {
         let number: Int
         init(_ number: Int) { self.number = number }
+    }
+
+    /// A lock in a class, so that tasks can share it (a `Mutex` itself is noncopyable and cannot be captured). It
+    /// uses the channel's ThreadSanitizer-visible mutex, so that the stress tests run clean under `--sanitize=thread`.
+    final class Locked<Value: ~Copyable>: Sendable {
+        let mutex: Broadcast<Int>.SanitizerVisibleMutex<Value>
+
+        init(_ value: consuming sending Value) { self.mutex = Broadcast<Int>.SanitizerVisibleMutex(value) }
+
+        func withLock<Result: ~Copyable, E: Error>(
+            _ body: (inout sending Value) throws(E) -> sending Result
+        ) throws(E) -> sending Result {
+            try self.mutex.withLock(body)
+        }
     }
 
     /// Yields until `condition` holds; records an issue and returns false if it never does.

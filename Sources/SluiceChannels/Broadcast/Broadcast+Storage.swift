@@ -1,7 +1,9 @@
-import Synchronization
-
 extension Broadcast {
     /// The shared core of one channel: the state machine behind a lock, and the code that acts on its answers.
+    ///
+    /// The lock is a `Mutex` (through ``Broadcast/SanitizerVisibleMutex``, so that ThreadSanitizer sees it), not an
+    /// actor: nothing here awaits while holding state, the critical sections are short, and the fast paths must not
+    /// hop executors.
     ///
     /// Every method decides under the lock and acts after it: waiters are resumed, and values the ring let go of
     /// are destroyed, only once the lock is released. A value's destruction can run arbitrary `deinit` code (a
@@ -10,13 +12,13 @@ extension Broadcast {
     /// Receivers are addressed by the small id the state machine gave them at subscription; the
     /// ``Broadcast/Receiver`` object only carries that id, and its cursor lives here.
     final class Storage: Sendable {
-        private let state: Mutex<StateMachine>
+        private let state: SanitizerVisibleMutex<StateMachine>
         /// Values the ring holds; fixed for the channel's life, so it is read without the lock.
         let capacity: Int
 
         init(capacity: Int) {
             self.capacity = capacity
-            self.state = Mutex(StateMachine(capacity: capacity))
+            self.state = SanitizerVisibleMutex(StateMachine(capacity: capacity))
         }
 
         // MARK: Sending
