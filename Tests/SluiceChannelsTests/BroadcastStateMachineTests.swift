@@ -197,7 +197,13 @@ struct BroadcastStateMachineTests {
             guard case .suspend(let id) = machine.receive(receiver: waiting, mayWait: true) else {
                 preconditionFailure("expected .suspend")
             }
-            #expect(machine.receiveSuspended(receiver: waiting, id: id, continuation: continuation, isCancelled: false) == nil)
+            let stored = machine.receiveSuspended(
+                receiver: waiting,
+                id: id,
+                continuation: continuation,
+                isCancelled: false
+            )
+            #expect(stored == nil)
             #expect(machine.waiterCount == 1)
             // When a value is sent
             guard case .sent(let count, let wakeup?, nil) = machine.send(5) else {

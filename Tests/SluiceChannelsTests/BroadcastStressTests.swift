@@ -131,9 +131,19 @@ struct BroadcastStressTests {
         }
     }
 
-    /// A quiet period for a publisher, so that receivers catch up and wait (and cancellations hit waiting tasks).
-    static func pause(_ random: inout SplitMix64) async {
-        for _ in 0..<Int.random(in: 10..<60, using: &random) { await Task.yield() }
+    /// Paces a publisher after one send: mostly one yield, so that receivers keep up and often wait (which is when
+    /// cancellations hit suspended tasks); now and then a quiet period; and now and then a burst of sends without
+    /// yielding that laps slow receivers around the ring.
+    static func pace(_ burst: inout Int, _ random: inout SplitMix64, capacity: Int) async {
+        if burst > 0 {
+            burst -= 1
+            return
+        }
+        await Task.yield()
+        if random.oneIn(40) { burst = Int.random(in: 0..<(3 * capacity), using: &random) }
+        if random.oneIn(30) {
+            for _ in 0..<Int.random(in: 10..<60, using: &random) { await Task.yield() }
+        }
     }
 
     /// Reads `handoff`'s receiver until closed, or until `stopAfter` events and then drops it.
@@ -247,14 +257,7 @@ struct BroadcastStressTests {
                             return handoff
                         }
                         if let handoff { handoffSink.yield(handoff) }
-                        // Mostly paced, so that receivers catch up and wait; now and then a burst that laps them.
-                        if burst > 0 {
-                            burst -= 1
-                        } else {
-                            await Task.yield()
-                            if yieldRandom.oneIn(40) { burst = Int.random(in: 0..<(3 * capacity), using: &yieldRandom) }
-                            if yieldRandom.oneIn(30) { await Self.pause(&yieldRandom) }
-                        }
+                        await Self.pace(&burst, &yieldRandom, capacity: capacity)
                         if yieldRandom.oneIn(200), let violation = storage.invariantViolation() {
                             Issue.record("\(violation)")
                         }
@@ -332,13 +335,7 @@ struct BroadcastStressTests {
                         guard let sender = senderBox.withLock({ $0 }) else { preconditionFailure("no sender") }
                         for sequence in 0..<perPublisher {
                             sender.send(publisher * 1_000_000 + sequence)
-                            if burst > 0 {
-                                burst -= 1
-                            } else {
-                                await Task.yield()
-                                if yieldRandom.oneIn(40) { burst = Int.random(in: 0..<(3 * capacity), using: &yieldRandom) }
-                                if yieldRandom.oneIn(30) { await Self.pause(&yieldRandom) }
-                            }
+                            await Self.pace(&burst, &yieldRandom, capacity: capacity)
                         }
                     }
                     let isLast = publishersLeft.withLock { left in

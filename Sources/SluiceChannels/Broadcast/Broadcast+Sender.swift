@@ -25,9 +25,10 @@ extension Broadcast {
         /// ## Examples
         /// ```swift
         /// let (sender, receiver) = Broadcast<String>.channel(capacity: 4)
-        /// sender.send("hello")                    // 1
-        /// _ = consume receiver
-        /// sender.send("anyone?")                  // 0: dropped, nobody can see it
+        /// sender.send("hello")                    // 1: `receiver` will see it
+        ///
+        /// let (lonely, _) = Broadcast<String>.channel(capacity: 4)
+        /// lonely.send("anyone?")                  // 0: nobody is subscribed, the value is dropped
         /// ```
         @discardableResult
         public func send(_ value: Element) -> Int {

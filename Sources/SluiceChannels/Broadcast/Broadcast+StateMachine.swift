@@ -142,6 +142,8 @@ extension Broadcast {
             var remaining = self.receiverCount
             var wakeup: Wakeup? = nil
             if !self.waiters.isEmpty {
+                // The one allocation of the slow path: the continuations leave the lock in this array. A send that
+                // finds every receiver busy (the steady state under load) wakes nobody and allocates nothing.
                 var woken: [ReceiveContinuation] = []
                 woken.reserveCapacity(self.waiters.count)
                 // Wake the oldest waiter of each receiver; compact the others (tasks sharing a receiver) in place.
