@@ -1,0 +1,74 @@
+extension Broadcast {
+    /// How a suspended receive ends. The continuation never throws: ``Broadcast/Storage`` maps these to
+    /// ``Broadcast/RecvError`` or `CancellationError` in the public method, so nothing is boxed inside the channel.
+    enum ReceiveOutcome {
+        /// The value a send handed straight to this waiter; its receiver's cursor already moved past it.
+        case value(Element)
+        /// Found when the waiter was stored: the receiver had missed this many values meanwhile.
+        case lagged(UInt64)
+        /// The sender is gone and the receiver has read everything.
+        case closed
+        /// The waiting task was cancelled before anything was handed to it; nothing was consumed.
+        case cancelled
+    }
+
+    typealias ReceiveContinuation = UnsafeContinuation<ReceiveOutcome, Never>
+
+    /// One receiver to resume after unlocking, with what it gets.
+    struct ReceiverResumption {
+        let continuation: ReceiveContinuation
+        let outcome: ReceiveOutcome
+
+        func resume() { self.continuation.resume(returning: self.outcome) }
+    }
+
+    /// Every waiter one event wakes, all with the same outcome: the value of one send, or the end of the channel.
+    ///
+    /// A send wakes one waiter per receiver, and they all get the *same* value: it is held once here and each
+    /// resumption retains it, so a payload is shared by reference count, never copied per receiver.
+    struct Wakeup {
+        let continuations: [ReceiveContinuation]
+        let outcome: ReceiveOutcome
+
+        /// Resumes every waiter. Call it only after the channel lock is released.
+        func resumeAll() {
+            for continuation in self.continuations { continuation.resume(returning: self.outcome) }
+        }
+    }
+
+    /// What ``Broadcast/StateMachine/send(_:)`` asks its caller to do.
+    enum SendAction {
+        /// No receiver is subscribed: the value was not stored, and nobody will ever see it.
+        case noReceivers
+        /// The value is in the channel for `receiverCount` receivers. After unlocking, resume `wakeup` (the
+        /// receivers that were waiting, handed the value directly) and let go of `displaced`, the value the send
+        /// overwrote because some lagging receiver still owed it.
+        case sent(receiverCount: Int, wakeup: Wakeup?, displaced: Element?)
+    }
+
+    /// What a single receive finds.
+    enum ReceiveAction {
+        /// The next value; the receiver's cursor moved past it.
+        case value(Element)
+        /// The receiver missed this many values; its cursor moved to the oldest value still held.
+        case lagged(UInt64)
+        /// The sender is gone and the receiver has read everything.
+        case closed
+        /// Nothing yet, and the caller may not wait.
+        case empty
+        /// Nothing yet: suspend as waiter `id` through ``Broadcast/StateMachine/receiveSuspended(receiver:id:continuation:isCancelled:)``.
+        case suspend(id: UInt64)
+    }
+
+    /// What a batch receive finds.
+    enum ReceiveBatchAction {
+        /// This many values (at least one) were appended, in order.
+        case values(Int)
+        /// The receiver had lagged when the batch started: nothing was appended, the cursor moved to the oldest value
+        /// still held.
+        case lagged(UInt64)
+        case closed
+        /// Nothing yet: suspend as waiter `id`.
+        case suspend(id: UInt64)
+    }
+}

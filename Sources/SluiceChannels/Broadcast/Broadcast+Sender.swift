@@ -1,0 +1,61 @@
+extension Broadcast {
+    /// The sending half of a broadcast channel. Share it freely: every reference is the same sender.
+    ///
+    /// The channel stays open as long as any reference to the sender exists. When the last one goes away, each
+    /// receiver drains what it has not read yet and then gets ``Broadcast/RecvError/closed`` (see ``Broadcast``,
+    /// "Closing").
+    public final class Sender: Sendable {
+        let storage: Storage
+
+        init(storage: Storage) { self.storage = storage }
+
+        deinit { self.storage.senderDropped() }
+
+        /// Publishes a value to every current receiver. Never waits.
+        ///
+        /// The value is stored once, in the oldest slot of the ring, and shared by every receiver. If that slot still
+        /// held a value some receiver had not read, the value is overwritten and that receiver lags (see
+        /// ``Broadcast``, "Lagging"). Receivers waiting in ``Receiver/recv()`` are handed the value directly.
+        ///
+        /// - Parameter value: the value to publish.
+        /// - Returns: how many receivers are subscribed and will see the value, unless they lag past it. When it is
+        ///   `0`, nobody is subscribed and the value is **not stored**: a receiver subscribing later does not see
+        ///   it. This is not an error for a broadcast: a publisher with no audience just talks to nobody.
+        ///
+        /// ## Examples
+        /// ```swift
+        /// let (sender, receiver) = Broadcast<String>.channel(capacity: 4)
+        /// sender.send("hello")                    // 1: `receiver` will see it
+        ///
+        /// let (lonely, _) = Broadcast<String>.channel(capacity: 4)
+        /// lonely.send("anyone?")                  // 0: nobody is subscribed, the value is dropped
+        /// ```
+        @discardableResult
+        public func send(_ value: Element) -> Int {
+            self.storage.send(value)
+        }
+
+        /// Creates a new receiver that sees every value sent from now on, and nothing sent before.
+        ///
+        /// ## Examples
+        /// ```swift
+        /// let (sender, _) = Broadcast<Int>.channel(capacity: 4)
+        /// sender.send(1)                          // 0: the first receiver is already gone
+        /// let late = sender.subscribe()
+        /// sender.send(2)                          // 1
+        /// print(try await late.recv())            // 2
+        /// ```
+        public func subscribe() -> Receiver {
+            Receiver(storage: self.storage, slot: self.storage.subscribe())
+        }
+
+        /// Receivers subscribed right now.
+        ///
+        /// Exact at all times: a ``Receiver`` counts from the moment ``subscribe()`` (or
+        /// ``Receiver/resubscribe()``) returns it until its last reference is gone, which unsubscribes it at once.
+        public var receiverCount: Int { self.storage.receiverCount }
+
+        /// Values the channel holds for receivers that have not read them; a receiver further behind lags.
+        public var capacity: Int { self.storage.capacity }
+    }
+}
