@@ -117,11 +117,11 @@ func share(_ n: Int, producer: Int, of producers: Int) -> StrideTo<Int> {
 
 func asyncStream(_ n: Int, producers: Int, on executor: ThreadExecutor?) async throws -> Outcome {
     let (stream, continuation) = AsyncStream<Int>.makeStream()
-    let remaining = Atomic<Int>(producers)
+    let remaining = Progress.Counter()
     for p in 0..<producers {
         Task.detached(executorPreference: executor) {
             for value in share(n, producer: p, of: producers) { continuation.yield(value) }
-            if remaining.subtract(1, ordering: .relaxed).newValue == 0 { continuation.finish() }
+            if remaining.value.add(1, ordering: .relaxed).newValue == producers { continuation.finish() }
         }
     }
     let consumer = Task.detached(executorPreference: executor) { () async -> Int in

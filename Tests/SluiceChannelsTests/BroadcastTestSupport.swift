@@ -31,9 +31,9 @@ enum BroadcastTestSupport {
     /// A lock in a class, so that tasks can share it (a `Mutex` itself is noncopyable and cannot be captured). It
     /// uses the channel's ThreadSanitizer-visible mutex, so that the stress tests run clean under `--sanitize=thread`.
     final class Locked<Value: ~Copyable>: Sendable {
-        let mutex: Broadcast<Int>.SanitizerVisibleMutex<Value>
+        let mutex: SluiceChannels.Locked<Value>
 
-        init(_ value: consuming sending Value) { self.mutex = Broadcast<Int>.SanitizerVisibleMutex(value) }
+        init(_ value: consuming sending Value) { self.mutex = SluiceChannels.Locked(value) }
 
         func withLock<Result: ~Copyable, E: Error>(
             _ body: (inout sending Value) throws(E) -> sending Result

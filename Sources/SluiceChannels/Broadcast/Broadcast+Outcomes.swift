@@ -1,7 +1,8 @@
 extension Broadcast {
     /// How a suspended receive ends. The continuation never throws: ``Broadcast/Storage`` maps these to
     /// ``Broadcast/RecvError`` or `CancellationError` in the public method, so nothing is boxed inside the channel.
-    enum ReceiveOutcome {
+    @usableFromInline
+    enum ReceiveOutcome: Sendable {
         /// The value a send handed straight to this waiter; its receiver's cursor already moved past it.
         case value(Element)
         /// Found when the waiter was stored: the receiver had missed this many values meanwhile.
@@ -12,13 +13,22 @@ extension Broadcast {
         case cancelled
     }
 
+    @usableFromInline
     typealias ReceiveContinuation = UnsafeContinuation<ReceiveOutcome, Never>
 
     /// One receiver to resume after unlocking, with what it gets.
-    struct ReceiverResumption {
-        let continuation: ReceiveContinuation
-        let outcome: ReceiveOutcome
+    @usableFromInline
+    struct ReceiverResumption: Sendable {
+        @inlinable
+        init(continuation: ReceiveContinuation, outcome: ReceiveOutcome) {
+            self.continuation = continuation
+            self.outcome = outcome
+        }
 
+        @usableFromInline let continuation: ReceiveContinuation
+        @usableFromInline let outcome: ReceiveOutcome
+
+        @inlinable
         func resume() { self.continuation.resume(returning: self.outcome) }
     }
 
@@ -26,18 +36,27 @@ extension Broadcast {
     ///
     /// A send wakes one waiter per receiver, and they all get the *same* value: it is held once here and each
     /// resumption retains it, so a payload is shared by reference count, never copied per receiver.
-    struct Wakeup {
-        let continuations: [ReceiveContinuation]
-        let outcome: ReceiveOutcome
+    @usableFromInline
+    struct Wakeup: Sendable {
+        @inlinable
+        init(continuations: [ReceiveContinuation], outcome: ReceiveOutcome) {
+            self.continuations = continuations
+            self.outcome = outcome
+        }
+
+        @usableFromInline let continuations: [ReceiveContinuation]
+        @usableFromInline let outcome: ReceiveOutcome
 
         /// Resumes every waiter. Call it only after the channel lock is released.
+        @inlinable
         func resumeAll() {
             for continuation in self.continuations { continuation.resume(returning: self.outcome) }
         }
     }
 
     /// What ``Broadcast/StateMachine/send(_:)`` asks its caller to do.
-    enum SendAction {
+    @usableFromInline
+    enum SendAction: Sendable {
         /// No receiver is subscribed: the value was not stored, and nobody will ever see it.
         case noReceivers
         /// The value is in the channel for `receiverCount` receivers. After unlocking, resume `wakeup` (the
@@ -47,7 +66,8 @@ extension Broadcast {
     }
 
     /// What a single receive finds.
-    enum ReceiveAction {
+    @usableFromInline
+    enum ReceiveAction: Sendable {
         /// The next value; the receiver's cursor moved past it.
         case value(Element)
         /// The receiver missed this many values; its cursor moved to the oldest value still held.
@@ -61,7 +81,8 @@ extension Broadcast {
     }
 
     /// What a batch receive finds.
-    enum ReceiveBatchAction {
+    @usableFromInline
+    enum ReceiveBatchAction: Sendable {
         /// This many values (at least one) were appended, in order.
         case values(Int)
         /// The receiver had lagged when the batch started: nothing was appended, the cursor moved to the oldest value

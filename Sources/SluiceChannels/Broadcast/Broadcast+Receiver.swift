@@ -9,10 +9,11 @@ extension Broadcast {
     /// When the last reference is gone the receiver unsubscribes: ``Sender/receiverCount`` drops at once, and values
     /// only this receiver still had to read are released.
     public final class Receiver: Sendable {
-        let storage: Storage
+        @usableFromInline let storage: Storage
         /// This receiver's id in the channel's receiver table, where its cursor lives.
-        let slot: Int
+        @usableFromInline let slot: Int
 
+        @inlinable
         init(storage: Storage, slot: Int) {
             self.storage = storage
             self.slot = slot
@@ -48,6 +49,7 @@ extension Broadcast {
         ///     }
         /// }
         /// ```
+        @inlinable
         public func recv() async throws -> Element {
             try await self.storage.receive(receiver: self.slot)
         }
@@ -59,6 +61,7 @@ extension Broadcast {
         /// - ``Broadcast/TryRecvError/lagged(_:)`` with the exact number of values missed; the cursor moves to the
         ///   oldest value still held, as for ``recv()``.
         /// - ``Broadcast/TryRecvError/closed`` once the sender is gone and this receiver has read everything.
+        @inlinable
         public func tryRecv() throws(TryRecvError) -> Element {
             try self.storage.tryReceive(receiver: self.slot).get()
         }
@@ -94,6 +97,7 @@ extension Broadcast {
         ///     try await connection.write(batch)                  // one write for up to 64 messages
         /// }
         /// ```
+        @inlinable
         public func recv(upTo limit: Int, into values: inout [Element]) async throws -> Int {
             precondition(limit >= 1, "Broadcast.recv(upTo:) needs a limit of at least 1, got \(limit)")
             return try await self.storage.receive(receiver: self.slot, upTo: limit, into: &values)
@@ -103,6 +107,7 @@ extension Broadcast {
         ///
         /// The new receiver sees every value sent from now on, whatever this receiver has or has not read yet.
         /// Resubscribing to a channel whose sender is gone gives a receiver that is closed at once.
+        @inlinable
         public func resubscribe() -> Receiver {
             Receiver(storage: self.storage, slot: self.storage.subscribe())
         }
@@ -110,9 +115,11 @@ extension Broadcast {
         /// Values sent that this receiver has not received yet, including values it has lagged past.
         ///
         /// When this is larger than the channel's capacity, the next receive reports a lag.
+        @inlinable
         public var count: Int { self.storage.pendingCount(receiver: self.slot) }
 
         /// True when no value has been sent that this receiver has not received yet.
+        @inlinable
         public var isEmpty: Bool { self.count == 0 }
     }
 }

@@ -5,8 +5,9 @@ extension Broadcast {
     /// receiver drains what it has not read yet and then gets ``Broadcast/RecvError/closed`` (see ``Broadcast``,
     /// "Closing").
     public final class Sender: Sendable {
-        let storage: Storage
+        @usableFromInline let storage: Storage
 
+        @inlinable
         init(storage: Storage) { self.storage = storage }
 
         deinit { self.storage.senderDropped() }
@@ -31,6 +32,7 @@ extension Broadcast {
         /// lonely.send("anyone?")                  // 0: nobody is subscribed, the value is dropped
         /// ```
         @discardableResult
+        @inlinable
         public func send(_ value: Element) -> Int {
             self.storage.send(value)
         }
@@ -45,6 +47,7 @@ extension Broadcast {
         /// sender.send(2)                          // 1
         /// print(try await late.recv())            // 2
         /// ```
+        @inlinable
         public func subscribe() -> Receiver {
             Receiver(storage: self.storage, slot: self.storage.subscribe())
         }
@@ -53,9 +56,11 @@ extension Broadcast {
         ///
         /// Exact at all times: a ``Receiver`` counts from the moment ``subscribe()`` (or
         /// ``Receiver/resubscribe()``) returns it until its last reference is gone, which unsubscribes it at once.
+        @inlinable
         public var receiverCount: Int { self.storage.receiverCount }
 
         /// Values the channel holds for receivers that have not read them; a receiver further behind lags.
+        @inlinable
         public var capacity: Int { self.storage.capacity }
     }
 }

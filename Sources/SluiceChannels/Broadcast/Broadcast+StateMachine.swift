@@ -17,57 +17,83 @@ extension Broadcast {
     ///   of subscribed receivers with `next <= p`, and the slot holds its value exactly while that count is positive.
     /// - A waiter's receiver is caught up (`next == tail`); so a send hands its value to the first waiter of each
     ///   waiting receiver, and the end of the channel wakes every waiter.
+    @usableFromInline
     struct StateMachine: ~Copyable {
         /// One place in the ring.
-        struct Slot {
+        @usableFromInline
+        struct Slot: Sendable {
+            @inlinable
+            init(position: UInt64, remaining: Int, value: Element?) {
+                self.position = position
+                self.remaining = remaining
+                self.value = value
+            }
+
             /// The position whose value was last written here; `UInt64.max` before the first write.
-            var position: UInt64
+            @usableFromInline var position: UInt64
             /// Receivers subscribed when `position` was sent that have neither read it nor unsubscribed since.
-            var remaining: Int
+            @usableFromInline var remaining: Int
             /// The value at `position`, held only while `remaining > 0`.
-            var value: Element?
+            @usableFromInline var value: Element?
         }
 
         /// One entry of the receiver table, addressed by the small id a ``Broadcast/Receiver`` holds.
-        struct ReceiverEntry {
+        @usableFromInline
+        struct ReceiverEntry: Sendable {
+            @inlinable
+            init(next: UInt64, waiterCount: Int, isSubscribed: Bool) {
+                self.next = next
+                self.waiterCount = waiterCount
+                self.isSubscribed = isSubscribed
+            }
+
             /// The position this receiver reads next; equal to `tail` when it has read everything.
-            var next: UInt64
+            @usableFromInline var next: UInt64
             /// Tasks currently suspended in a receive on this receiver (more than one only if tasks share it).
-            var waiterCount: Int
+            @usableFromInline var waiterCount: Int
             /// False once the receiver is gone; the entry's id is then in `freeReceiverIDs` for reuse.
-            var isSubscribed: Bool
+            @usableFromInline var isSubscribed: Bool
         }
 
         /// A task suspended in a receive, waiting for the next send (or the end).
-        struct Waiter {
-            let id: UInt64
+        @usableFromInline
+        struct Waiter: Sendable {
+            @inlinable
+            init(id: UInt64, receiver: Int, continuation: ReceiveContinuation) {
+                self.id = id
+                self.receiver = receiver
+                self.continuation = continuation
+            }
+
+            @usableFromInline let id: UInt64
             /// The receiver it waits on: the index of its entry in `receivers`.
-            let receiver: Int
-            let continuation: ReceiveContinuation
+            @usableFromInline let receiver: Int
+            @usableFromInline let continuation: ReceiveContinuation
         }
 
         /// Values the ring holds: a receiver more than this far behind has lagged.
-        let capacity: Int
+        @usableFromInline let capacity: Int
         /// The ring, `capacity` entries, each written in place; see ``Slot``.
-        private var slots: [Slot]
+        @usableFromInline var slots: [Slot]
         /// The position the next send gets. Positions are never reused, so a count of 2^64 sends is the limit.
-        private(set) var tail: UInt64 = 0
+        @usableFromInline var tail: UInt64 = 0
         /// Receiver cursors, indexed by receiver id. Freed ids are reused, so the table stays as large as the most
         /// receivers that were ever alive at once.
-        private var receivers: [ReceiverEntry] = []
+        @usableFromInline var receivers: [ReceiverEntry] = []
         /// Ids of `receivers` entries whose receiver is gone, ready for the next subscriber.
-        private var freeReceiverIDs: [Int] = []
+        @usableFromInline var freeReceiverIDs: [Int] = []
         /// Subscribed receivers: the entries with `isSubscribed`. Exact at all times, because a receiver's `deinit`
         /// unsubscribes under the lock.
-        private(set) var receiverCount = 0
+        @usableFromInline var receiverCount = 0
         /// Suspended receives in arrival order, across all receivers. Arrival order matters only among waiters of one
         /// receiver: the oldest of them gets the next value.
-        private var waiters: [Waiter] = []
+        @usableFromInline var waiters: [Waiter] = []
         /// False once the ``Broadcast/Sender`` is gone: no value can arrive any more.
-        private(set) var senderAlive = true
+        @usableFromInline var senderAlive = true
         /// Ids for suspensions, so cancellation can find its waiter.
-        private var nextWaiterID: UInt64 = 0
+        @usableFromInline var nextWaiterID: UInt64 = 0
 
+        @inlinable
         init(capacity: Int) {
             precondition(capacity >= 1, "Broadcast capacity must be at least 1, got \(capacity)")
             self.capacity = capacity
@@ -75,20 +101,23 @@ extension Broadcast {
         }
 
         /// The oldest position the ring still holds.
-        private var oldest: UInt64 {
+        @usableFromInline var oldest: UInt64 {
             self.tail > UInt64(self.capacity) ? self.tail - UInt64(self.capacity) : 0
         }
 
-        private func slotIndex(of position: UInt64) -> Int {
+        @inlinable
+        func slotIndex(of position: UInt64) -> Int {
             Int(position % UInt64(self.capacity))
         }
 
-        private mutating func makeWaiterID() -> UInt64 {
+        @inlinable
+        mutating func makeWaiterID() -> UInt64 {
             self.nextWaiterID &+= 1
             return self.nextWaiterID
         }
 
-        private func checkSubscribed(_ receiver: Int) {
+        @inlinable
+        func checkSubscribed(_ receiver: Int) {
             precondition(
                 receiver >= 0 && receiver < self.receivers.count && self.receivers[receiver].isSubscribed,
                 "Broadcast receiver id \(receiver) is not subscribed"
@@ -98,6 +127,7 @@ extension Broadcast {
         // MARK: - Subscription
 
         /// A new receiver starts at `tail`: it sees only values sent from now on. Returns its id.
+        @inlinable
         mutating func subscribe() -> Int {
             let entry = ReceiverEntry(next: self.tail, waiterCount: 0, isSubscribed: true)
             self.receiverCount += 1
@@ -111,6 +141,7 @@ extension Broadcast {
 
         /// The receiver `receiver` is gone. It no longer owes the values it had not read: their slots' counts drop,
         /// and each value nobody else owes is returned, so that the caller destroys it after unlocking.
+        @inlinable
         mutating func unsubscribe(receiver: Int) -> [Element] {
             self.checkSubscribed(receiver)
             // A task waiting in `recv` keeps its receiver alive, so a receiver going away has no waiters.
@@ -135,6 +166,7 @@ extension Broadcast {
         /// The first waiter of every waiting receiver gets the value directly (its cursor moves past it here); the
         /// slot keeps the value only for the receivers that still have to read it. Whatever the overwritten slot
         /// still held — a value some lagging receiver never read — is handed back to destroy after unlocking.
+        @inlinable
         mutating func send(_ value: Element) -> SendAction {
             precondition(self.senderAlive, "Broadcast send after the sender was dropped")
             guard self.receiverCount > 0 else { return .noReceivers }
@@ -171,6 +203,7 @@ extension Broadcast {
         }
 
         /// The sender is gone. Every waiter is caught up, so every waiter ends now; the others drain, then end.
+        @inlinable
         mutating func senderDropped() -> Wakeup? {
             precondition(self.senderAlive, "Broadcast sender dropped twice")
             self.senderAlive = false
@@ -189,6 +222,7 @@ extension Broadcast {
         // MARK: - Receiving
 
         /// Receiver `receiver` asks for its next value; `mayWait` says whether it can suspend when there is none.
+        @inlinable
         mutating func receive(receiver: Int, mayWait: Bool) -> ReceiveAction {
             self.checkSubscribed(receiver)
             if let lag = self.takeLag(receiver: receiver) { return .lagged(lag) }
@@ -198,6 +232,7 @@ extension Broadcast {
         }
 
         /// Takes up to `limit` values at once. A lag found at the start is reported instead of any value.
+        @inlinable
         mutating func receive(receiver: Int, upTo limit: Int, into values: inout [Element]) -> ReceiveBatchAction {
             self.checkSubscribed(receiver)
             if let lag = self.takeLag(receiver: receiver) { return .lagged(lag) }
@@ -210,6 +245,7 @@ extension Broadcast {
         /// Appends up to `limit` values that are ready now and returns how many. Never reports a lag: it stops at
         /// one instead, leaving the cursor behind so that the next receive reports it. This is how a batch that
         /// already holds a value continues without losing it to an error.
+        @inlinable
         mutating func receiveReady(receiver: Int, upTo limit: Int, into values: inout [Element]) -> Int {
             self.checkSubscribed(receiver)
             var taken = 0
@@ -222,6 +258,7 @@ extension Broadcast {
 
         /// A receive that got `.suspend(id)` now holds a continuation. Re-checks everything, because the lock was
         /// released in between: returns the waiter to resume at once, or `nil` if it is now stored.
+        @inlinable
         mutating func receiveSuspended(
             receiver: Int,
             id: UInt64,
@@ -243,6 +280,7 @@ extension Broadcast {
 
         /// The task waiting as `id` was cancelled: returns it, to resume with `.cancelled`, if it was still waiting.
         /// A waiter already handed a value keeps it, so cancellation never loses a value.
+        @inlinable
         mutating func receiveCancelled(id: UInt64) -> ReceiverResumption? {
             guard let index = self.waiters.firstIndex(where: { $0.id == id }) else { return nil }
             let waiter = self.waiters.remove(at: index)
@@ -252,7 +290,8 @@ extension Broadcast {
 
         /// If the receiver fell behind what the ring holds, moves it to the oldest held value and returns how many
         /// values it missed. Its count in the skipped slots is already gone: they were overwritten.
-        private mutating func takeLag(receiver: Int) -> UInt64? {
+        @inlinable
+        mutating func takeLag(receiver: Int) -> UInt64? {
             let next = self.receivers[receiver].next
             let oldest = self.oldest
             guard next < oldest else { return nil }
@@ -261,7 +300,8 @@ extension Broadcast {
         }
 
         /// The value at the receiver's cursor if it is held (not yet sent, or lagged past: `nil`); moves the cursor.
-        private mutating func takeReady(receiver: Int) -> Element? {
+        @inlinable
+        mutating func takeReady(receiver: Int) -> Element? {
             let next = self.receivers[receiver].next
             guard next < self.tail, next >= self.oldest else { return nil }
             self.receivers[receiver].next = next + 1
@@ -279,7 +319,8 @@ extension Broadcast {
         }
 
         /// One receiver no longer owes `position`. Returns the value if that receiver was the last one owing it.
-        private mutating func release(at position: UInt64) -> Element? {
+        @inlinable
+        mutating func release(at position: UInt64) -> Element? {
             let index = self.slotIndex(of: position)
             precondition(self.slots[index].remaining > 0, "Broadcast slot for position \(position) owed by nobody")
             self.slots[index].remaining -= 1
@@ -293,24 +334,29 @@ extension Broadcast {
         // MARK: - Introspection (tests and the public `count`)
 
         /// Values sent since `receiver`'s cursor, including any it has lagged past.
+        @inlinable
         func pendingCount(receiver: Int) -> Int {
             self.checkSubscribed(receiver)
             return Int(self.tail - self.receivers[receiver].next)
         }
 
         /// The position `receiver` reads next.
+        @inlinable
         func cursor(of receiver: Int) -> UInt64 {
             self.checkSubscribed(receiver)
             return self.receivers[receiver].next
         }
 
         /// Suspended receives, across all receivers.
+        @inlinable
         var waiterCount: Int { self.waiters.count }
 
         /// Slots that hold a value right now.
+        @inlinable
         var heldValueCount: Int { self.slots.reduce(0) { $0 + ($1.value == nil ? 0 : 1) } }
 
         /// How many receivers still owe `position`, or `nil` if the ring no longer holds it (or never did).
+        @inlinable
         func remaining(at position: UInt64) -> Int? {
             guard position < self.tail, position >= self.oldest else { return nil }
             return self.slots[self.slotIndex(of: position)].remaining
@@ -318,6 +364,7 @@ extension Broadcast {
 
         /// Checks every invariant listed on the type; returns a description of the first one broken, or `nil`.
         /// O(capacity × receivers): for tests only.
+        @inlinable
         func invariantViolation() -> String? {
             let subscribed = self.receivers.indices.filter { self.receivers[$0].isSubscribed }
             if subscribed.count != self.receiverCount {

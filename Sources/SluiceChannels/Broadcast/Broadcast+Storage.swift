@@ -1,7 +1,7 @@
 extension Broadcast {
     /// The shared core of one channel: the state machine behind a lock, and the code that acts on its answers.
     ///
-    /// The lock is a `Mutex` (through ``Broadcast/SanitizerVisibleMutex``, so that ThreadSanitizer sees it), not an
+    /// The lock is a `Mutex` (through ``Locked``, so that ThreadSanitizer sees it), not an
     /// actor: nothing here awaits while holding state, the critical sections are short, and the fast paths must not
     /// hop executors.
     ///
@@ -11,19 +11,22 @@ extension Broadcast {
     ///
     /// Receivers are addressed by the small id the state machine gave them at subscription; the
     /// ``Broadcast/Receiver`` object only carries that id, and its cursor lives here.
+    @usableFromInline
     final class Storage: Sendable {
-        private let state: SanitizerVisibleMutex<StateMachine>
+        @usableFromInline let state: Locked<StateMachine>
         /// Values the ring holds; fixed for the channel's life, so it is read without the lock.
-        let capacity: Int
+        @usableFromInline let capacity: Int
 
+        @inlinable
         init(capacity: Int) {
             self.capacity = capacity
-            self.state = SanitizerVisibleMutex(StateMachine(capacity: capacity))
+            self.state = Locked(StateMachine(capacity: capacity))
         }
 
         // MARK: Sending
 
         /// Publishes `value`; returns how many receivers will see it (0: not stored).
+        @inlinable
         func send(_ value: Element) -> Int {
             switch self.state.withLock({ $0.send(value) }) {
             case .noReceivers:
@@ -36,30 +39,36 @@ extension Broadcast {
             }
         }
 
+        @inlinable
         func senderDropped() {
             self.state.withLock { $0.senderDropped() }?.resumeAll()
         }
 
         // MARK: Subscription
 
+        @inlinable
         func subscribe() -> Int {
             self.state.withLock { $0.subscribe() }
         }
 
+        @inlinable
         func unsubscribe(receiver: Int) {
             let released = self.state.withLock { $0.unsubscribe(receiver: receiver) }
             // Values only this receiver still owed are destroyed here, after unlocking.
             _ = consume released
         }
 
+        @inlinable
         var receiverCount: Int { self.state.withLock { $0.receiverCount } }
 
+        @inlinable
         func pendingCount(receiver: Int) -> Int {
             self.state.withLock { $0.pendingCount(receiver: receiver) }
         }
 
         // MARK: Receiving
 
+        @inlinable
         func tryReceive(receiver: Int) -> Result<Element, TryRecvError> {
             switch self.state.withLock({ $0.receive(receiver: receiver, mayWait: false) }) {
             case .value(let value): return .success(value)
@@ -70,6 +79,7 @@ extension Broadcast {
             }
         }
 
+        @inlinable
         func receive(receiver: Int) async throws -> Element {
             let id: UInt64
             switch self.state.withLock({ $0.receive(receiver: receiver, mayWait: true) }) {
@@ -82,6 +92,7 @@ extension Broadcast {
             return try await self.waitForValue(receiver: receiver, id: id)
         }
 
+        @inlinable
         func receive(receiver: Int, upTo limit: Int, into values: inout [Element]) async throws -> Int {
             let id: UInt64
             switch self.state.withLock({ $0.receive(receiver: receiver, upTo: limit, into: &values) }) {
@@ -97,7 +108,8 @@ extension Broadcast {
             return 1 + self.state.withLock { $0.receiveReady(receiver: receiver, upTo: limit - 1, into: &values) }
         }
 
-        private func waitForValue(receiver: Int, id: UInt64) async throws -> Element {
+        @inlinable
+        func waitForValue(receiver: Int, id: UInt64) async throws -> Element {
             let outcome: ReceiveOutcome = await suspend { continuation in
                 self.state.withLock {
                     $0.receiveSuspended(
@@ -121,18 +133,23 @@ extension Broadcast {
         // MARK: Introspection for tests
 
         /// Suspended receives, across all receivers.
+        @inlinable
         var waiterCount: Int { self.state.withLock { $0.waiterCount } }
 
         /// Slots holding a value right now: what the channel keeps alive.
+        @inlinable
         var heldValueCount: Int { self.state.withLock { $0.heldValueCount } }
 
         /// The position the next send gets.
+        @inlinable
         var tail: UInt64 { self.state.withLock { $0.tail } }
 
         /// The first broken invariant of the state machine, or `nil`.
+        @inlinable
         func invariantViolation() -> String? { self.state.withLock { $0.invariantViolation() } }
 
         /// The position `receiver` reads next.
+        @inlinable
         func cursor(of receiver: Int) -> UInt64 {
             self.state.withLock { $0.cursor(of: receiver) }
         }

@@ -78,6 +78,7 @@ public enum Broadcast<Element: Sendable> {
     /// ```swift
     /// let (sender, receiver) = Broadcast<[UInt8]>.channel(capacity: 1024)
     /// ```
+    @inlinable
     public static func channel(capacity: Int) -> (sender: Sender, receiver: Receiver) {
         precondition(capacity >= 1, "Broadcast capacity must be at least 1, got \(capacity)")
         let storage = Storage(capacity: capacity)

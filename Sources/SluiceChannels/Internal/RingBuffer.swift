@@ -105,7 +105,9 @@ struct RingBuffer<Element>: ~Copyable {
             var h = header.pointee
             let n = min(limit, h.count)
             guard n > 0 else { return }
-            array.reserveCapacity(array.count + n)
+            // Grow geometrically: reserving exactly `count + n` would reallocate on every call for a caller that
+            // keeps appending to one array.
+            if array.capacity < array.count + n { array.reserveCapacity(max(array.count + n, array.capacity * 2)) }
             for _ in 0..<n {
                 array.append((elements + h.head).move())
                 h.head = (h.head + 1) & (h.capacity - 1)

@@ -50,12 +50,12 @@ public enum MPSC<Element: Sendable> {
         let storage = Storage(capacity: nil)
         return (Sender(storage: storage), Receiver(storage: storage))
     }
-}
 
-/// Why ``MPSC/Receiver/tryRecv()`` returned no value.
-public enum TryRecvError: Error, Equatable {
-    /// Nothing is buffered right now, but more may come.
-    case empty
-    /// Nothing is buffered and nothing more can come: every sender is gone, or the receiver closed.
-    case disconnected
+    /// Why ``Receiver/tryRecv()`` returned no value.
+    public enum TryRecvError: Error, Equatable {
+        /// Nothing is buffered right now, but more may come.
+        case empty
+        /// Nothing is buffered and nothing more can come: every sender is gone, or the receiver closed.
+        case disconnected
+    }
 }
