@@ -64,7 +64,7 @@ struct ChannelBenchmarks {
         add(try await self.median("AsyncSemaphore acquire+release", baseline: nil) { try await semaphore(n) })
 
         print("\n| workload | msgs/s | vs AsyncStream | notes |\n|---|---:|---:|---|")
-        for row in rows {
+        for row in rows where row.perSecond.isFinite {
             let base = row.baseline.flatMap { name in rows.first { $0.name == name } }
             let ratio = base.map { String(format2(row.perSecond / $0.perSecond)) + "×" } ?? "—"
             print("| \(row.name) | \(formatRate(row.perSecond)) | \(ratio) | \(row.note) |")
@@ -293,6 +293,7 @@ func formatRate(_ perSecond: Double) -> String {
 }
 
 func format2(_ value: Double) -> String {
+    guard value.isFinite else { return "—" }
     let hundredths = Int((value * 100).rounded())
     let fraction = hundredths % 100
     return "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)"

@@ -5,6 +5,17 @@ extension MPSC {
     /// their values handed back, and values still buffered are discarded.
     public final class Receiver: Sendable {
         @usableFromInline let storage: Storage
+        /// Values this receiver already took from the channel in one batch and has not handed out yet.
+        ///
+        /// Why: with one lock round trip per `recv()`, the producer and the consumer take the channel lock in
+        /// turns, and its cache line crosses cores twice per value (measured: 2.3 M values/s 1→1, against 6.8 M/s
+        /// for the same stream through `recv(upTo: 64)`). So `recv()` takes up to ``batchSize`` values under one
+        /// channel lock and hands them out from here. Only receiving tasks touch this lock, so it is uncontended
+        /// and its cache line stays on the consumer's core.
+        @usableFromInline let taken = Locked(TakenValues())
+
+        /// Up to how many values one `recv()` takes from the channel at once.
+        @inlinable static var batchSize: Int { 64 }
 
         @inlinable
         init(storage: Storage) { self.storage = storage }
@@ -15,8 +26,13 @@ extension MPSC {
         ///
         /// A value that is already buffered is returned at once, without suspending.
         ///
-        /// - Returns: the oldest buffered value, or `nil` once the channel is empty and can get no more values:
-        ///   every sender is gone, or ``close()`` was called, and no ``Permit`` is outstanding.
+        /// To spare the channel lock, a `recv()` that finds several values buffered takes up to 64 of them at once
+        /// and returns the rest from later calls. Those values have left the channel: they no longer count
+        /// against its capacity (waiting senders get the room), ``count`` still includes them, and dropping the
+        /// receiver discards them like any buffered value.
+        ///
+        /// - Returns: the oldest value, or `nil` once the channel is empty and can get no more values: every
+        ///   sender is gone, or ``close()`` was called, and no ``Permit`` is outstanding.
         ///
         /// ## Errors
         /// `CancellationError` if the task is cancelled while waiting.
@@ -25,7 +41,13 @@ extension MPSC {
         /// Cancel-safe: a cancelled `recv` has taken no value, and the next `recv` gets it.
         @inlinable
         public func recv() async throws(CancellationError) -> Element? {
-            try await self.storage.receive()
+            if let value = self.taken.withLock({ $0.popOldest() }) { return value }
+            var batch = self.taken.withLock { $0.takeSpare() }
+            guard try await self.storage.receive(upTo: Self.batchSize, into: &batch) else { return nil }
+            batch.reverse()  // newest first, so that `popLast` hands out the oldest and releases it
+            let first = batch.removeLast()
+            self.taken.withLock { $0.putBack(&batch) }
+            return first
         }
 
         /// Receives every ready value, up to `limit`, under one lock.
@@ -56,6 +78,14 @@ extension MPSC {
         public func recv(upTo limit: Int, into values: inout [Element]) async throws(CancellationError) -> Int {
             precondition(limit >= 1, "MPSC.recv(upTo:) needs a limit of at least 1, got \(limit)")
             let before = values.count
+            // Values an earlier `recv()` already took come first, then whatever the channel has ready. (Only
+            // code that mixes `recv()` and `recv(upTo:)` gets here with values taken; the array is built then.)
+            if let taken = self.taken.withLock({ $0.popOldest(upTo: limit) }) {
+                values.append(contentsOf: taken)
+                let fromTaken = taken.count
+                if fromTaken < limit { _ = self.storage.tryReceive(upTo: limit - fromTaken, into: &values) }
+                return values.count - before
+            }
             _ = try await self.storage.receive(upTo: limit, into: &values)
             return values.count - before
         }
@@ -67,7 +97,8 @@ extension MPSC {
         /// buffered and nothing more can arrive.
         @inlinable
         public func tryRecv() throws(TryRecvError) -> Element {
-            try self.storage.tryReceive().get()
+            if let value = self.taken.withLock({ $0.popOldest() }) { return value }
+            return try self.storage.tryReceive().get()
         }
 
         /// Closes the channel for sending, keeping what is buffered.
@@ -80,9 +111,9 @@ extension MPSC {
             self.storage.close()
         }
 
-        /// Values buffered right now.
+        /// Values buffered right now, including any an earlier ``recv()`` took in a batch and has not returned yet.
         @inlinable
-        public var count: Int { self.storage.count }
+        public var count: Int { self.storage.count + self.taken.withLock { $0.count } }
     }
 }
 
@@ -111,5 +142,56 @@ extension MPSC.Receiver: AsyncSequence {
     @inlinable
     public func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(receiver: self)
+    }
+}
+
+extension MPSC {
+    /// A receiver's batch of values taken from the channel and not handed out yet (see ``Receiver/taken``).
+    @usableFromInline
+    struct TakenValues: ~Copyable {
+        /// Newest first: `popLast` hands out the oldest value and releases the slot's reference at once.
+        @usableFromInline var ready: [Element] = []
+        /// An empty array with capacity, reused for the next batch so that refilling allocates nothing.
+        @usableFromInline var spare: [Element] = []
+
+        @inlinable
+        init() {}
+
+        @inlinable
+        var count: Int { self.ready.count }
+
+        @inlinable
+        mutating func popOldest() -> Element? { self.ready.popLast() }
+
+        /// Up to `limit` of the oldest values, or `nil` (without allocating) when there are none.
+        @inlinable
+        mutating func popOldest(upTo limit: Int) -> [Element]? {
+            guard !self.ready.isEmpty else { return nil }
+            var values: [Element] = []
+            while values.count < limit, let value = self.ready.popLast() { values.append(value) }
+            return values
+        }
+
+        @inlinable
+        mutating func takeSpare() -> [Element] {
+            var spare: [Element] = []
+            swap(&spare, &self.spare)
+            spare.removeAll(keepingCapacity: true)
+            return spare
+        }
+
+        /// Stores a batch (newest first). If another task sharing the receiver put a batch back meanwhile, its
+        /// values are handed out first: tasks that share one receiver get values in no particular order between
+        /// them, while each batch stays in order.
+        @inlinable
+        mutating func putBack(_ batch: inout [Element]) {
+            if self.ready.isEmpty {
+                swap(&self.ready, &batch)
+            } else {
+                self.ready.insert(contentsOf: batch, at: 0)
+                batch.removeAll(keepingCapacity: true)
+            }
+            self.spare = batch
+        }
     }
 }

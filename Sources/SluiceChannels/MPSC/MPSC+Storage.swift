@@ -184,6 +184,18 @@ extension MPSC {
             return true
         }
 
+        /// Takes up to `limit` buffered values without waiting; returns how many it appended.
+        @inlinable
+        func tryReceive(upTo limit: Int, into values: inout [Element]) -> Int {
+            let before = values.count
+            let wakeups = self.state.withLock { state -> Wakeups in
+                if case .values(let wakeups) = state.receive(upTo: limit, into: &values) { return wakeups }
+                return Wakeups()
+            }
+            wakeups.resumeAll()
+            return values.count - before
+        }
+
         @inlinable
         func waitForValue(id: UInt64) async throws(CancellationError) -> Element? {
             let outcome: ReceiveOutcome = await suspend { continuation in
