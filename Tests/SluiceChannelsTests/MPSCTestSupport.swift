@@ -1,0 +1,157 @@
+import Dispatch
+import Synchronization
+import Testing
+
+// Test harness for the channel tests: a seeded PRNG, a task harness that can tell when every task it started is
+// suspended, and an element type that counts its own destruction.
+//
+// Why a harness instead of an introspection property: the MPSC engine exposes no waiter counts, and the tests
+// may not edit it. A task that runs on an executor we own is suspended exactly when that executor has no job
+// queued or running for it. `TaskHarness` counts jobs across all its executors in one atomic, so "the count is
+// zero" is a consistent snapshot: every task it started is parked on a continuation (or done), and nothing but
+// an outside event can wake any of them. The count goes up inside `enqueue`, which a `resume` calls
+// synchronously, so a task woken by a test action is never missed.
+
+/// SplitMix64: a tiny deterministic PRNG, so that every randomized test replays from its seed.
+struct SplitMix64: RandomNumberGenerator {
+    private var state: UInt64
+
+    init(seed: UInt64) { self.state = seed }
+
+    mutating func next() -> UInt64 {
+        self.state &+= 0x9E37_79B9_7F4A_7C15
+        var z = self.state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// A value in `0..<bound`.
+    mutating func below(_ bound: Int) -> Int { Int.random(in: 0..<bound, using: &self) }
+
+    /// True with probability `percent`/100.
+    mutating func chance(_ percent: Int) -> Bool { self.below(100) < percent }
+}
+
+/// A serial executor on its own dispatch queue that reports every job it runs to a shared counter.
+final class CountingExecutor: TaskExecutor {
+    private let queue: DispatchQueue
+    private let pending: JobCounter
+
+    init(label: String, pending: JobCounter) {
+        self.queue = DispatchQueue(label: label)
+        self.pending = pending
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        self.pending.value.add(1, ordering: .sequentiallyConsistent)
+        self.queue.async {
+            job.runSynchronously(on: self.asUnownedTaskExecutor())
+            self.pending.value.subtract(1, ordering: .sequentiallyConsistent)
+        }
+    }
+}
+
+/// Jobs queued or running on a harness's executors.
+final class JobCounter: Sendable {
+    let value = Atomic<Int>(0)
+}
+
+/// A task started by a ``TaskHarness``.
+struct Probe<Success: Sendable>: Sendable {
+    let task: Task<Success, any Error>
+    fileprivate let finished: FinishFlag
+
+    /// True once the body has returned or thrown. Exact after ``TaskHarness/quiesce(_:)``.
+    var isFinished: Bool { self.finished.value.load(ordering: .sequentiallyConsistent) }
+
+    func cancel() { self.task.cancel() }
+
+    /// Waits for the task; call only when it is known to finish.
+    var result: Result<Success, any Error> {
+        get async { await self.task.result }
+    }
+}
+
+final class FinishFlag: Sendable {
+    let value = Atomic<Bool>(false)
+}
+
+/// Starts tasks on executors it owns, so a test can wait until all of them are suspended.
+final class TaskHarness: Sendable {
+    private let pending = JobCounter()
+    private let executors: [CountingExecutor]
+    private let nextExecutor = Atomic<Int>(0)
+    private let cancellers = Mutex<[@Sendable () -> Void]>([])
+
+    /// `threads` serial queues; with 1, the schedule is a deterministic function of the test's own actions.
+    init(threads: Int = 1) {
+        let pending = self.pending
+        self.executors = (0..<threads).map { CountingExecutor(label: "harness-\($0)", pending: pending) }
+    }
+
+    /// Starts `body` on one of the harness's executors (round-robin).
+    @discardableResult
+    func spawn<Success: Sendable>(_ body: @escaping @Sendable () async throws -> Success) -> Probe<Success> {
+        let index = self.nextExecutor.add(1, ordering: .relaxed).oldValue % self.executors.count
+        let flag = FinishFlag()
+        let task = Task(executorPreference: self.executors[index]) { () async throws -> Success in
+            defer { flag.value.store(true, ordering: .sequentiallyConsistent) }
+            return try await body()
+        }
+        self.cancellers.withLock { $0.append({ task.cancel() }) }
+        return Probe(task: task, finished: flag)
+    }
+
+    /// True when no job is queued or running: every task started here is suspended or finished.
+    var isQuiescent: Bool { self.pending.value.load(ordering: .sequentiallyConsistent) == 0 }
+
+    /// Waits (bounded, with `Task.yield`) until every task started here is suspended or finished.
+    @discardableResult
+    func quiesce(_ sourceLocation: SourceLocation = #_sourceLocation) async -> Bool {
+        for _ in 0..<5_000_000 {
+            if self.isQuiescent { return true }
+            await Task.yield()
+        }
+        Issue.record("harness tasks never went quiet", sourceLocation: sourceLocation)
+        return false
+    }
+
+    /// Cancels every task started here (used to unwind after a detected deadlock).
+    func cancelAll() {
+        for cancel in self.cancellers.withLock({ $0 }) { cancel() }
+    }
+}
+
+/// Counts creations and destructions of ``Tracked`` values, per id.
+final class LifeCounter: Sendable {
+    private let destroyedIDs = Mutex<[Int: Int]>([:])
+    private let created = Atomic<Int>(0)
+
+    var createdCount: Int { self.created.load(ordering: .sequentiallyConsistent) }
+    var destroyed: Int { self.destroyedIDs.withLock { $0.values.reduce(0, +) } }
+
+    /// Ids destroyed more than once.
+    var destroyedTwice: [Int] { self.destroyedIDs.withLock { $0.filter { $0.value > 1 }.map(\.key).sorted() } }
+
+    func destroyCount(of id: Int) -> Int { self.destroyedIDs.withLock { $0[id, default: 0] } }
+
+    fileprivate func recordCreated() { self.created.add(1, ordering: .sequentiallyConsistent) }
+
+    fileprivate func recordDestroyed(_ id: Int) { self.destroyedIDs.withLock { $0[id, default: 0] += 1 } }
+}
+
+/// A value whose `deinit` is counted, to prove containers destroy each element exactly once.
+final class Tracked: Sendable {
+    let id: Int
+    private let counter: LifeCounter
+
+    init(_ id: Int, _ counter: LifeCounter) {
+        self.id = id
+        self.counter = counter
+        counter.recordCreated()
+    }
+
+    deinit { self.counter.recordDestroyed(self.id) }
+}
