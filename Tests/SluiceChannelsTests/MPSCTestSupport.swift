@@ -1,4 +1,5 @@
 import Dispatch
+import SluiceChannels
 import Synchronization
 import Testing
 
@@ -74,8 +75,13 @@ struct Probe<Success: Sendable>: Sendable {
     }
 }
 
+/// A flag one task sets and another reads.
 final class FinishFlag: Sendable {
     let value = Atomic<Bool>(false)
+
+    var isSet: Bool { self.value.load(ordering: .sequentiallyConsistent) }
+
+    func set() { self.value.store(true, ordering: .sequentiallyConsistent) }
 }
 
 /// Starts tasks on executors it owns, so a test can wait until all of them are suspended.
@@ -154,4 +160,112 @@ final class Tracked: Sendable {
     }
 
     deinit { self.counter.recordDestroyed(self.id) }
+}
+
+/// A one-shot latch a harness task can wait on while the test looks at the channel (a waiting task is parked,
+/// so the harness sees it as quiet).
+final class Gate: Sendable {
+    private let state = Mutex<(isOpen: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func wait() async {
+        await withCheckedContinuation { continuation in
+            let openAlready = self.state.withLock { state in
+                if !state.isOpen { state.waiters.append(continuation) }
+                return state.isOpen
+            }
+            if openAlready { continuation.resume() }
+        }
+    }
+
+    func open() {
+        let waiters = self.state.withLock { state in
+            state.isOpen = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+}
+
+// MARK: - Assertions on harness tasks
+
+/// Expects the task to be parked (not finished) now that the harness is quiet.
+func expectSuspended<T>(
+    _ probe: Probe<T>,
+    _ comment: Comment? = nil,
+    _ sourceLocation: SourceLocation = #_sourceLocation
+) {
+    #expect(!probe.isFinished, comment ?? "expected the task to be suspended", sourceLocation: sourceLocation)
+}
+
+/// Expects the task to have finished with a value, and returns it. Never waits on a task that has not finished.
+@discardableResult
+func expectValue<T>(
+    _ probe: Probe<T>,
+    _ sourceLocation: SourceLocation = #_sourceLocation
+) async -> T? {
+    guard probe.isFinished else {
+        Issue.record("expected the task to have finished", sourceLocation: sourceLocation)
+        return nil
+    }
+    switch await probe.result {
+    case .success(let value): return value
+    case .failure(let error):
+        Issue.record("expected a value, got \(error)", sourceLocation: sourceLocation)
+        return nil
+    }
+}
+
+/// Expects the task to have finished by throwing an error of type `E`, and returns it.
+@discardableResult
+func expectError<T, E: Error>(
+    _ probe: Probe<T>,
+    _ type: E.Type,
+    _ sourceLocation: SourceLocation = #_sourceLocation
+) async -> E? {
+    guard probe.isFinished else {
+        Issue.record("expected the task to have finished with \(E.self)", sourceLocation: sourceLocation)
+        return nil
+    }
+    switch await probe.result {
+    case .success(let value):
+        Issue.record("expected \(E.self), got the value \(value)", sourceLocation: sourceLocation)
+        return nil
+    case .failure(let error):
+        guard let typed = error as? E else {
+            Issue.record("expected \(E.self), got \(error)", sourceLocation: sourceLocation)
+            return nil
+        }
+        return typed
+    }
+}
+
+// MARK: - Channel helpers
+
+/// "sent", "full(v)" or "closed(v)".
+func describe<Value>(_ result: Result<Void, TrySendError<Value>>) -> String {
+    switch result {
+    case .success: "sent"
+    case .failure(.full(let value)): "full(\(value))"
+    case .failure(.closed(let value)): "closed(\(value))"
+    }
+}
+
+/// Everything left in a channel that must have ended, read without waiting. Records an issue if the channel
+/// turns out empty but not ended (a `recv` would wait forever).
+func drainToEnd<Element>(
+    _ receiver: MPSC<Element>.Receiver,
+    _ sourceLocation: SourceLocation = #_sourceLocation
+) -> [Element] {
+    var values: [Element] = []
+    while true {
+        do throws(TryRecvError) {
+            values.append(try receiver.tryRecv())
+        } catch .disconnected {
+            return values
+        } catch {
+            Issue.record("the channel is empty but has not ended", sourceLocation: sourceLocation)
+            return values
+        }
+    }
 }
