@@ -248,4 +248,29 @@ struct MPSCCancellationTests {
         try await sender.send(2)
         #expect(try receiver.tryRecv() == 2)
     }
+
+    @Test("an iterator that ended because its task was cancelled stays ended, as AsyncIteratorProtocol requires")
+    func iteratorStaysEndedAfterCancel() async throws {
+        // Given a cancelled task whose iterator returned nil on an empty channel
+        let harness = TaskHarness()
+        let gate = Gate()
+        let (sender, receiver) = MPSC<Int>.channel(capacity: 2)
+        let iterating = harness.spawn { () -> [Int?] in
+            Self.cancelSelf()
+            var iterator = receiver.makeAsyncIterator()
+            let first = await iterator.next()
+            await gate.wait()
+            let second = await iterator.next()
+            return [first, second]
+        }
+        await harness.quiesce()
+        // When a value arrives afterwards and the same iterator is asked again
+        try await sender.send(1)
+        gate.open()
+        await harness.quiesce()
+        // Then it still answers nil ("after returning nil, all future calls to next() must return nil"), and the
+        // value is left for the next consumer
+        #expect(await expectValue(iterating) == [nil, nil])
+        #expect(receiver.count == 1)
+    }
 }

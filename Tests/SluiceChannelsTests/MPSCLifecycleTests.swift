@@ -72,6 +72,21 @@ struct MPSCLifecycleTests {
         #expect(throws: TryRecvError.disconnected) { try receiver.tryRecv() }
     }
 
+    @Test("close ends a receiver waiting on an empty channel, and closing twice changes nothing")
+    func closeEndsWaitingReceiver() async throws {
+        let harness = TaskHarness()
+        let (sender, receiver) = MPSC<Int>.channel(capacity: 2)
+        let waiting = harness.spawn { try await receiver.recv(upTo: 3) }
+        await harness.quiesce()
+        expectSuspended(waiting)
+        receiver.close()
+        await harness.quiesce()
+        #expect(await expectValue(waiting) == [])
+        receiver.close()
+        #expect(sender.isClosed)
+        #expect(try await receiver.recv() == nil)
+    }
+
     @Test("close fails senders waiting for room with their value and reservers with ClosedError")
     func closeFailsWaiters() async throws {
         let harness = TaskHarness()
@@ -148,6 +163,18 @@ struct MPSCLifecycleTests {
             #expect(error.value.id == 3)
         }
         #expect(counter.destroyed == 4)
+    }
+
+    @Test("channel(capacity:) refuses a capacity below 1, and recv(upTo:) a limit below 1")
+    func preconditions() async {
+        await #expect(processExitsWith: .failure) {
+            _ = MPSC<Int>.channel(capacity: 0)
+        }
+        await #expect(processExitsWith: .failure) {
+            let (sender, receiver) = MPSC<Int>.channel(capacity: 1)
+            sender.trySend(1)
+            _ = try await receiver.recv(upTo: 0)
+        }
     }
 
     @Test("tryRecv answers empty while more may come and disconnected at the end")

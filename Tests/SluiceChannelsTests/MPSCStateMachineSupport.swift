@@ -1,4 +1,3 @@
-import Synchronization
 import Testing
 
 @testable import SluiceChannels
@@ -155,5 +154,5 @@ private final class OutcomeBox<Outcome: Sendable>: Sendable {
         var continuation: UnsafeContinuation<Outcome, Never>?
         var outcome: Outcome?
     }
-    let state = Mutex(State())
+    let state = SpinLocked(State())
 }

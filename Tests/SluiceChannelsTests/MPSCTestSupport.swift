@@ -1,4 +1,5 @@
 import Dispatch
+import Glibc
 import SluiceChannels
 import Synchronization
 import Testing
@@ -12,6 +13,31 @@ import Testing
 // zero" is a consistent snapshot: every task it started is parked on a continuation (or done), and nothing but
 // an outside event can wake any of them. The count goes up inside `enqueue`, which a `resume` calls
 // synchronously, so a task woken by a test action is never missed.
+
+/// A lock for the test harness that ThreadSanitizer can see.
+///
+/// `Synchronization.Mutex` on Linux takes a contended lock inside the kernel (`FUTEX_LOCK_PI`, called from the
+/// uninstrumented `_lockSlow`), so TSan sees no happens-before edge and reports every contended critical section
+/// as a race. A lock built from `Atomic` compare-exchange (acquiring) and store (releasing), which are inlined
+/// into this instrumented module, is visible to TSan. Critical sections here are a few instructions.
+///
+/// `@unchecked Sendable` because `value` is guarded by `locked`, which the compiler cannot check.
+final class SpinLocked<Value: Sendable>: @unchecked Sendable {
+    private let locked = Atomic<Bool>(false)
+    private var value: Value
+
+    init(_ value: Value) { self.value = value }
+
+    func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
+        var spins = 0
+        while !self.locked.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
+            spins += 1
+            if spins % 64 == 0 { sched_yield() }  // the holder may be preempted on a busy 2-core machine
+        }
+        defer { self.locked.store(false, ordering: .releasing) }
+        return try body(&self.value)
+    }
+}
 
 /// SplitMix64: a tiny deterministic PRNG, so that every randomized test replays from its seed.
 struct SplitMix64: RandomNumberGenerator {
@@ -89,7 +115,7 @@ final class TaskHarness: Sendable {
     private let pending = JobCounter()
     private let executors: [CountingExecutor]
     private let nextExecutor = Atomic<Int>(0)
-    private let cancellers = Mutex<[@Sendable () -> Void]>([])
+    private let cancellers = SpinLocked<[@Sendable () -> Void]>([])
 
     /// `threads` serial queues; with 1, the schedule is a deterministic function of the test's own actions.
     init(threads: Int = 1) {
@@ -132,7 +158,7 @@ final class TaskHarness: Sendable {
 
 /// Counts creations and destructions of ``Tracked`` values, per id.
 final class LifeCounter: Sendable {
-    private let destroyedIDs = Mutex<[Int: Int]>([:])
+    private let destroyedIDs = SpinLocked<[Int: Int]>([:])
     private let created = Atomic<Int>(0)
 
     var createdCount: Int { self.created.load(ordering: .sequentiallyConsistent) }
@@ -165,7 +191,7 @@ final class Tracked: Sendable {
 /// A one-shot latch a harness task can wait on while the test looks at the channel (a waiting task is parked,
 /// so the harness sees it as quiet).
 final class Gate: Sendable {
-    private let state = Mutex<(isOpen: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+    private let state = SpinLocked<(isOpen: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
 
     func wait() async {
         await withCheckedContinuation { continuation in
