@@ -17,7 +17,7 @@ struct MPSCCancellationTests {
 
     @Test("a send cancelled before it would wait throws CancellationError and leaves no waiter behind")
     func sendCancelledBeforeSuspending() async throws {
-        let harness = TaskHarness()
+        let harness = ParkingHarness()
         var (sender, receiver): (MPSC<Int>.Sender?, MPSC<Int>.Receiver) = MPSC<Int>.channel(capacity: 1)
         try await sender!.send(0)
         let cancelled = harness.spawn { [sender] in
@@ -35,7 +35,7 @@ struct MPSCCancellationTests {
 
     @Test("a send cancelled on a channel with room still sends: a value is never both enqueued and reported failed")
     func sendCancelledWithRoomSends() async throws {
-        let harness = TaskHarness()
+        let harness = ParkingHarness()
         var (sender, receiver): (MPSC<Int>.Sender?, MPSC<Int>.Receiver) = MPSC<Int>.channel(capacity: 1)
         let cancelled = harness.spawn { [sender] in
             Self.cancelSelf()
@@ -47,10 +47,12 @@ struct MPSCCancellationTests {
         #expect(drainToEnd(receiver) == [1])
     }
 
-    @Test("a send cancelled while waiting throws CancellationError, its value is not enqueued and the next waiter moves up")
+    @Test(
+        "a send cancelled while waiting throws CancellationError, its value is not enqueued and the next waiter moves up"
+    )
     func sendCancelledWhileSuspended() async throws {
         // Given a full channel with two senders waiting
-        let harness = TaskHarness()
+        let harness = ParkingHarness()
         var (sender, receiver): (MPSC<Int>.Sender?, MPSC<Int>.Receiver) = MPSC<Int>.channel(capacity: 1)
         try await sender!.send(0)
         let first = harness.spawn { [sender] in try await sender!.send(1) }
@@ -74,7 +76,7 @@ struct MPSCCancellationTests {
 
     @Test("a send cancelled after its value was admitted returns normally and the value is received once")
     func sendCancelledAfterAdmission() async throws {
-        let harness = TaskHarness()
+        let harness = ParkingHarness()
         var (sender, receiver): (MPSC<Int>.Sender?, MPSC<Int>.Receiver) = MPSC<Int>.channel(capacity: 1)
         try await sender!.send(0)
         let waiting = harness.spawn { [sender] in try await sender!.send(1) }
@@ -91,7 +93,7 @@ struct MPSCCancellationTests {
 
     @Test("a reserve cancelled before it would wait throws CancellationError and holds no slot")
     func reserveCancelledBeforeSuspending() async throws {
-        let harness = TaskHarness()
+        let harness = ParkingHarness()
         let (sender, receiver) = MPSC<Int>.channel(capacity: 1)
         try await sender.send(0)
         let cancelled = harness.spawn {
@@ -106,7 +108,7 @@ struct MPSCCancellationTests {
 
     @Test("a reserve cancelled while waiting throws CancellationError, holds no slot and lets the next waiter in")
     func reserveCancelledWhileSuspended() async throws {
-        let harness = TaskHarness()
+        let harness = ParkingHarness()
         var (sender, receiver): (MPSC<Int>.Sender?, MPSC<Int>.Receiver) = MPSC<Int>.channel(capacity: 1)
         try await sender!.send(0)
         let reserver = harness.spawn { [sender] in _ = try await sender!.reserve() }
@@ -127,8 +129,8 @@ struct MPSCCancellationTests {
 
     @Test("a reserve cancelled after it was granted the slot returns a permit that still sends")
     func reserveCancelledAfterGrant() async throws {
-        let harness = TaskHarness()
-        let gate = Gate()
+        let harness = ParkingHarness()
+        let gate = HarnessGate()
         let (sender, receiver) = MPSC<Int>.channel(capacity: 1)
         try await sender.send(0)
         let reserver = harness.spawn {
@@ -150,7 +152,7 @@ struct MPSCCancellationTests {
     @Test("a recv cancelled before it would wait throws CancellationError and the next value stays for others")
     func recvCancelledBeforeSuspending() async throws {
         for batch in [false, true] {
-            let harness = TaskHarness()
+            let harness = ParkingHarness()
             let (sender, receiver) = MPSC<Int>.channel(capacity: 2)
             let cancelled = harness.spawn { () -> [Int] in
                 Self.cancelSelf()
@@ -166,7 +168,7 @@ struct MPSCCancellationTests {
 
     @Test("a recv with a value ready returns it even when the task is already cancelled")
     func recvCancelledWithValueReady() async throws {
-        let harness = TaskHarness()
+        let harness = ParkingHarness()
         let (sender, receiver) = MPSC<Int>.channel(capacity: 2)
         try await sender.send(1)
         try await sender.send(2)
@@ -187,7 +189,7 @@ struct MPSCCancellationTests {
     @Test("a recv cancelled while waiting throws CancellationError and a later receiver gets the next value")
     func recvCancelledWhileSuspended() async throws {
         for batch in [false, true] {
-            let harness = TaskHarness()
+            let harness = ParkingHarness()
             var (sender, receiver): (MPSC<Int>.Sender?, MPSC<Int>.Receiver) = MPSC<Int>.channel(capacity: 2)
             let waiting = harness.spawn { [receiver] () -> [Int] in
                 var values = [-1]
@@ -218,7 +220,7 @@ struct MPSCCancellationTests {
 
     @Test("a recv cancelled after a value was handed to it returns that value")
     func recvCancelledAfterHandOff() async throws {
-        let harness = TaskHarness()
+        let harness = ParkingHarness()
         var (sender, receiver): (MPSC<Int>.Sender?, MPSC<Int>.Receiver) = MPSC<Int>.channel(capacity: 2)
         let waiting = harness.spawn { [receiver] in try await receiver.recv() }
         await harness.quiesce()
@@ -232,7 +234,7 @@ struct MPSCCancellationTests {
 
     @Test("iterating the receiver in a cancelled task ends the loop without taking a value")
     func iterationEndsOnCancel() async throws {
-        let harness = TaskHarness()
+        let harness = ParkingHarness()
         let (sender, receiver) = MPSC<Int>.channel(capacity: 2)
         let loop = harness.spawn { () -> [Int] in
             var values: [Int] = []
@@ -252,8 +254,8 @@ struct MPSCCancellationTests {
     @Test("an iterator that ended because its task was cancelled stays ended, as AsyncIteratorProtocol requires")
     func iteratorStaysEndedAfterCancel() async throws {
         // Given a cancelled task whose iterator returned nil on an empty channel
-        let harness = TaskHarness()
-        let gate = Gate()
+        let harness = ParkingHarness()
+        let gate = HarnessGate()
         let (sender, receiver) = MPSC<Int>.channel(capacity: 2)
         let iterating = harness.spawn { () -> [Int?] in
             Self.cancelSelf()

@@ -25,7 +25,7 @@ struct MPSCLifecycleTests {
 
     @Test("a receiver waiting on an empty channel gets nil when the last sender goes away")
     func waitingReceiverSeesEnd() async {
-        let harness = TaskHarness()
+        let harness = ParkingHarness()
         var (sender, receiver): (MPSC<Int>.Sender?, MPSC<Int>.Receiver) = MPSC<Int>.channel(capacity: 4)
         let single = harness.spawn { [receiver] in try await receiver.recv() }
         let batch = harness.spawn { [receiver] in try await receiver.recv(upTo: 4) }
@@ -42,7 +42,7 @@ struct MPSCLifecycleTests {
 
     @Test("a permit keeps the channel open after the last sender is dropped")
     func permitKeepsChannelOpen() async throws {
-        let harness = TaskHarness()
+        let harness = ParkingHarness()
         var (sender, receiver): (MPSC<Int>.Sender?, MPSC<Int>.Receiver) = MPSC<Int>.channel(capacity: 2)
         let permit = try await sender!.reserve()
         sender = nil
@@ -74,7 +74,7 @@ struct MPSCLifecycleTests {
 
     @Test("close ends a receiver waiting on an empty channel, and closing twice changes nothing")
     func closeEndsWaitingReceiver() async throws {
-        let harness = TaskHarness()
+        let harness = ParkingHarness()
         let (sender, receiver) = MPSC<Int>.channel(capacity: 2)
         let waiting = harness.spawn { try await receiver.recv(upTo: 3) }
         await harness.quiesce()
@@ -89,7 +89,7 @@ struct MPSCLifecycleTests {
 
     @Test("close fails senders waiting for room with their value and reservers with ClosedError")
     func closeFailsWaiters() async throws {
-        let harness = TaskHarness()
+        let harness = ParkingHarness()
         let (sender, receiver) = MPSC<Int>.channel(capacity: 1)
         try await sender.send(0)
         let waitingSender = harness.spawn { try await sender.send(1) }
@@ -104,7 +104,7 @@ struct MPSCLifecycleTests {
 
     @Test("permits reserved before close can still send, and the receiver gets their values before the end")
     func permitsSurviveClose() async throws {
-        let harness = TaskHarness()
+        let harness = ParkingHarness()
         let (sender, receiver) = MPSC<Int>.channel(capacity: 3)
         let first = try await sender.reserve()
         let second = try await sender.reserve()
@@ -124,7 +124,7 @@ struct MPSCLifecycleTests {
 
     @Test("dropping the receiver fails waiting senders with their value and waiting reservers with ClosedError")
     func receiverDroppedFailsWaiters() async throws {
-        let harness = TaskHarness()
+        let harness = ParkingHarness()
         let sender: MPSC<Int>.Sender
         var receiver: MPSC<Int>.Receiver?
         (sender, receiver) = MPSC<Int>.channel(capacity: 1)
@@ -145,19 +145,19 @@ struct MPSCLifecycleTests {
 
     @Test("dropping the receiver destroys the buffered values, and a permit send then hands its value back")
     func receiverDroppedDestroysBuffer() async throws {
-        let counter = LifeCounter()
-        let sender: MPSC<Tracked>.Sender
-        var receiver: MPSC<Tracked>.Receiver?
-        (sender, receiver) = MPSC<Tracked>.channel(capacity: 4)
+        let counter = DeinitCounter()
+        let sender: MPSC<DeinitTracked>.Sender
+        var receiver: MPSC<DeinitTracked>.Receiver?
+        (sender, receiver) = MPSC<DeinitTracked>.channel(capacity: 4)
         let permit = try await sender.reserve()
-        for id in 0..<3 { try await sender.send(Tracked(id, counter)) }
+        for id in 0..<3 { try await sender.send(DeinitTracked(id, counter)) }
         #expect(counter.destroyed == 0)
         receiver = nil
         #expect(receiver == nil)
         #expect(counter.destroyed == 3)
         #expect(counter.destroyedTwice.isEmpty)
         do {
-            try permit.send(Tracked(3, counter))
+            try permit.send(DeinitTracked(3, counter))
             Issue.record("a permit send succeeded although nobody can ever receive it")
         } catch {
             #expect(error.value.id == 3)
@@ -190,7 +190,7 @@ struct MPSCLifecycleTests {
     @Test("an unbounded channel's sends and reservations never wait, order is kept, and it drains then ends")
     func unbounded() async throws {
         // Given an unbounded channel whose receiver takes nothing for a while
-        let harness = TaskHarness()
+        let harness = ParkingHarness()
         var (sender, receiver): (MPSC<Int>.Sender?, MPSC<Int>.Receiver) = MPSC<Int>.unboundedChannel()
         #expect(sender?.capacity == nil)
         let producer = harness.spawn { [sender] in

@@ -14,7 +14,7 @@ struct MPSCPermitHandOffTests {
     @Test("a sender waiting behind a permit is let in when the permit's value goes straight to a waiting receiver")
     func permitSendLetsWaitingSenderIn() async throws {
         // Given capacity 1 held by a permit, a sender waiting for room and the receiver waiting for a value
-        let harness = TaskHarness()
+        let harness = ParkingHarness()
         let (sender, receiver) = MPSC<Int>.channel(capacity: 1)
         let permit = try await sender.reserve()
         let waitingSender = harness.spawn { try await sender.send(1) }
@@ -46,7 +46,7 @@ struct MPSCPermitHandOffTests {
     @Test("a dropped permit lets in every waiting sender that fits when the first hands its value to the receiver")
     func droppedPermitLetsEveryFittingSenderIn() async throws {
         // Given capacity 1 held by a permit, two senders waiting and the receiver waiting
-        let harness = TaskHarness()
+        let harness = ParkingHarness()
         let (sender, receiver) = MPSC<Int>.channel(capacity: 1)
         let permit = try await sender.reserve()
         let first = harness.spawn { try await sender.send(1) }
@@ -70,7 +70,7 @@ struct MPSCPermitHandOffTests {
     @Test("after close, every task waiting on the receiver ends once the last permit hands its value to one of them")
     func lastPermitAfterCloseEndsEveryReceiver() async throws {
         // Given two tasks waiting on one receiver, and a closed channel kept open by one permit
-        let harness = TaskHarness()
+        let harness = ParkingHarness()
         let (sender, receiver) = MPSC<Int>.channel(capacity: 2)
         let permit = try await sender.reserve()
         let first = harness.spawn { try await receiver.recv() }

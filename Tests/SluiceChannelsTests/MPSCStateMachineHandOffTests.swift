@@ -11,26 +11,31 @@ import Testing
 /// `permitSend` on a closed channel does not end the other waiting receivers.
 @Suite("MPSC state machine hand-off to a waiting receiver")
 struct MPSCStateMachineHandOffTests {
-    private static func parkSender(_ machine: inout Machine, _ value: Int) async -> (UInt64, Parked<SendOutcome>) {
+    private static func parkSender(_ machine: inout MPSCMachine, _ value: Int) async -> (
+        UInt64, ParkedContinuation<MPSCSendOutcome>
+    ) {
         let id = machine.send(value, mayWait: true).suspendID!
-        let parked = await Parked<SendOutcome>.make()
+        let parked = await ParkedContinuation<MPSCSendOutcome>.make()
         let (action, _) = machine.sendSuspended(
             id: id, value: value, continuation: parked.continuation, isCancelled: false)
         #expect(action.resumption == nil)
         return (id, parked)
     }
 
-    private static func parkReceiver(_ machine: inout Machine) async -> (UInt64, Parked<ReceiveOutcome>) {
+    private static func parkReceiver(_ machine: inout MPSCMachine) async -> (
+        UInt64, ParkedContinuation<MPSCReceiveOutcome>
+    ) {
         let id = machine.receive(mayWait: true).suspendID!
-        let parked = await Parked<ReceiveOutcome>.make()
-        #expect(machine.receiveSuspended(id: id, continuation: parked.continuation, isCancelled: false).resumption == nil)
+        let parked = await ParkedContinuation<MPSCReceiveOutcome>.make()
+        #expect(
+            machine.receiveSuspended(id: id, continuation: parked.continuation, isCancelled: false).resumption == nil)
         return (id, parked)
     }
 
     @Test("a permit send handed straight to a waiting receiver admits the waiting sender into the slot it left free")
     func permitSendToWaitingReceiverAdmitsSender() async {
         // Given capacity 1 held by a permit, a sender waiting for room and the receiver waiting for a value
-        var machine = Machine(capacity: 1)
+        var machine = MPSCMachine(capacity: 1)
         #expect(machine.reserve().kind == "reserved")
         let (senderID, sender) = await Self.parkSender(&machine, 1)
         let (_, receiver) = await Self.parkReceiver(&machine)
@@ -51,7 +56,7 @@ struct MPSCStateMachineHandOffTests {
     @Test("a dropped permit whose slot goes to a sender handing off to a waiting receiver admits the next sender")
     func permitDroppedAdmitsUntilFull() async {
         // Given capacity 1 held by a permit, two senders waiting and the receiver waiting
-        var machine = Machine(capacity: 1)
+        var machine = MPSCMachine(capacity: 1)
         #expect(machine.reserve().kind == "reserved")
         let (_, first) = await Self.parkSender(&machine, 1)
         let (secondID, second) = await Self.parkSender(&machine, 2)
@@ -72,7 +77,7 @@ struct MPSCStateMachineHandOffTests {
     @Test("after close, the last permit handing its value to one waiting receiver ends the other waiting receivers")
     func lastPermitAfterCloseEndsOtherReceivers() async {
         // Given a closed channel whose only outstanding permit keeps two receivers (one shared Receiver) waiting
-        var machine = Machine(capacity: 2)
+        var machine = MPSCMachine(capacity: 2)
         #expect(machine.reserve().kind == "reserved")
         let (_, first) = await Self.parkReceiver(&machine)
         let (secondID, second) = await Self.parkReceiver(&machine)

@@ -5,9 +5,9 @@ import Testing
 // Helpers for driving `MPSC.StateMachine` directly: readable names for its actions, and real continuations owned
 // by parked tasks, so that waiter events can be exercised without the `Storage` around the machine.
 
-typealias Machine = MPSC<Int>.StateMachine
-typealias SendOutcome = MPSC<Int>.SendOutcome
-typealias ReceiveOutcome = MPSC<Int>.ReceiveOutcome
+typealias MPSCMachine = MPSC<Int>.StateMachine
+typealias MPSCSendOutcome = MPSC<Int>.SendOutcome
+typealias MPSCReceiveOutcome = MPSC<Int>.ReceiveOutcome
 
 extension MPSC.StateMachine.SendAction {
     var kind: String {
@@ -113,12 +113,12 @@ extension MPSC.ReceiveOutcome {
 
 /// A task parked in `withUnsafeContinuation`; the test hands its continuation to the state machine and later
 /// reads how it was resumed.
-struct Parked<Outcome: Sendable>: Sendable {
+struct ParkedContinuation<Outcome: Sendable>: Sendable {
     let continuation: UnsafeContinuation<Outcome, Never>
     private let box: OutcomeBox<Outcome>
 
     /// Starts a task that parks, and returns once its continuation exists.
-    static func make() async -> Parked {
+    static func make() async -> ParkedContinuation {
         let box = OutcomeBox<Outcome>()
         Task {
             let outcome = await withUnsafeContinuation { continuation in
@@ -128,7 +128,7 @@ struct Parked<Outcome: Sendable>: Sendable {
         }
         for _ in 0..<1_000_000 {
             if let continuation = box.state.withLock({ $0.continuation }) {
-                return Parked(continuation: continuation, box: box)
+                return ParkedContinuation(continuation: continuation, box: box)
             }
             await Task.yield()
         }
@@ -154,5 +154,5 @@ private final class OutcomeBox<Outcome: Sendable>: Sendable {
         var continuation: UnsafeContinuation<Outcome, Never>?
         var outcome: Outcome?
     }
-    let state = SpinLocked(State())
+    let state = HarnessLock(State())
 }

@@ -9,7 +9,7 @@ struct MPSCStateMachineTests {
     @Test("a bounded machine stores sends until buffered values plus reservations reach capacity")
     func capacityCountsBufferAndReservations() {
         // Given capacity 3 with one reservation
-        var machine = Machine(capacity: 3)
+        var machine = MPSCMachine(capacity: 3)
         #expect(machine.reserve().kind == "reserved")
         // When two values fill the rest
         #expect(machine.send(1, mayWait: false).kind == "stored")
@@ -31,7 +31,7 @@ struct MPSCStateMachineTests {
 
     @Test("a permit dropped unused gives its slot back")
     func permitDroppedFreesSlot() {
-        var machine = Machine(capacity: 1)
+        var machine = MPSCMachine(capacity: 1)
         #expect(machine.reserve().kind == "reserved")
         #expect(machine.send(1, mayWait: false).kind == "full")
         let wakeups = machine.permitDropped()
@@ -42,7 +42,7 @@ struct MPSCStateMachineTests {
 
     @Test("waiter ids are fresh for every suspension, sends, reserves and receives alike")
     func freshWaiterIDs() {
-        var machine = Machine(capacity: 1)
+        var machine = MPSCMachine(capacity: 1)
         let r1 = machine.receive(mayWait: true).suspendID
         var values: [Int] = []
         let r2 = machine.receive(upTo: 4, into: &values).suspendID
@@ -57,7 +57,7 @@ struct MPSCStateMachineTests {
 
     @Test("receive(upTo:into:) appends at most limit values in order and suspends only when empty")
     func batchReceive() {
-        var machine = Machine(capacity: 8)
+        var machine = MPSCMachine(capacity: 8)
         for value in 1...5 { #expect(machine.send(value, mayWait: false).kind == "stored") }
         var values = [0]
         let first = machine.receive(upTo: 3, into: &values)
@@ -72,7 +72,7 @@ struct MPSCStateMachineTests {
 
     @Test("after the senders are dropped the buffer drains, then the machine is finished")
     func sendersDroppedDrainThenFinish() {
-        var machine = Machine(capacity: 4)
+        var machine = MPSCMachine(capacity: 4)
         _ = machine.send(1, mayWait: false)
         _ = machine.send(2, mayWait: false)
         let wakeups = machine.sendersDropped()
@@ -88,7 +88,7 @@ struct MPSCStateMachineTests {
 
     @Test("after receiverClosed new sends and reservations are refused but buffered values are still received")
     func receiverClosedKeepsBuffer() {
-        var machine = Machine(capacity: 4)
+        var machine = MPSCMachine(capacity: 4)
         _ = machine.send(1, mayWait: false)
         _ = machine.receiverClosed()
         #expect(machine.isClosedForSending == true)
@@ -103,7 +103,7 @@ struct MPSCStateMachineTests {
     @Test("a permit reserved before close still sends, and the machine finishes only after it is spent or dropped")
     func permitOutlivesClose() {
         for spend in [true, false] {
-            var machine = Machine(capacity: 2)
+            var machine = MPSCMachine(capacity: 2)
             #expect(machine.reserve().kind == "reserved")
             _ = machine.send(1, mayWait: false)
             _ = machine.receiverClosed()
@@ -122,7 +122,7 @@ struct MPSCStateMachineTests {
 
     @Test("receiverDropped hands back every buffered value, and a permit send then fails")
     func receiverDroppedHandsBackBuffer() {
-        var machine = Machine(capacity: 4)
+        var machine = MPSCMachine(capacity: 4)
         #expect(machine.reserve().kind == "reserved")
         _ = machine.send(1, mayWait: false)
         _ = machine.send(2, mayWait: false)
@@ -138,7 +138,7 @@ struct MPSCStateMachineTests {
 
     @Test("an unbounded machine never refuses a send or a reservation and keeps order")
     func unboundedNeverRefuses() {
-        var machine = Machine(capacity: nil)
+        var machine = MPSCMachine(capacity: nil)
         for value in 0..<5000 { #expect(machine.send(value, mayWait: true).kind == "stored") }
         for _ in 0..<100 { #expect(machine.reserve().kind == "reserved") }
         for _ in 0..<100 { #expect(machine.permitSend(-1).kind == "stored") }
@@ -149,7 +149,7 @@ struct MPSCStateMachineTests {
 
     @Test("random non-waiting events match a sequential model", arguments: [7, 8, 9, 10, 11] as [UInt64])
     func matchesSequentialModel(seed: UInt64) {
-        var rng = SplitMix64(seed: seed)
+        var rng = SplitMix64Generator(seed: seed)
         for episode in 0..<10 {
             Self.runModelEpisode(capacity: [1, 2, 3, 7, nil][rng.below(5)], steps: 600, rng: &rng, episode: episode)
         }
@@ -157,8 +157,8 @@ struct MPSCStateMachineTests {
 
     /// One machine against the model: a buffer, a permit count and the three lifecycle flags. Lifecycle events
     /// come only in the last third, so that most steps exercise an open channel.
-    private static func runModelEpisode(capacity: Int?, steps: Int, rng: inout SplitMix64, episode: Int) {
-        var machine = Machine(capacity: capacity)
+    private static func runModelEpisode(capacity: Int?, steps: Int, rng: inout SplitMix64Generator, episode: Int) {
+        var machine = MPSCMachine(capacity: capacity)
         var buffer: [Int] = []
         var permits = 0
         var closed = false

@@ -9,10 +9,10 @@ import Testing
 struct MPSCStateMachineWaiterTests {
     /// Registers a sender (or reserver, with `value == nil`) as a waiter on a full machine.
     private static func parkSender(
-        _ machine: inout Machine,
+        _ machine: inout MPSCMachine,
         _ value: Int?,
         _ sourceLocation: SourceLocation = #_sourceLocation
-    ) async -> (id: UInt64, parked: Parked<SendOutcome>) {
+    ) async -> (id: UInt64, parked: ParkedContinuation<MPSCSendOutcome>) {
         let id: UInt64
         if let value {
             id = machine.send(value, mayWait: true).suspendID ?? 0
@@ -20,7 +20,7 @@ struct MPSCStateMachineWaiterTests {
             id = machine.reserve().suspendID ?? 0
         }
         #expect(id != 0, "the machine should have said suspend", sourceLocation: sourceLocation)
-        let parked = await Parked<SendOutcome>.make()
+        let parked = await ParkedContinuation<MPSCSendOutcome>.make()
         let (action, receiver) = machine.sendSuspended(
             id: id, value: value, continuation: parked.continuation, isCancelled: false)
         #expect(action.resumption == nil, "the sender should have been stored", sourceLocation: sourceLocation)
@@ -30,12 +30,12 @@ struct MPSCStateMachineWaiterTests {
 
     /// Registers a receiver as a waiter on an empty machine.
     private static func parkReceiver(
-        _ machine: inout Machine,
+        _ machine: inout MPSCMachine,
         _ sourceLocation: SourceLocation = #_sourceLocation
-    ) async -> (id: UInt64, parked: Parked<ReceiveOutcome>) {
+    ) async -> (id: UInt64, parked: ParkedContinuation<MPSCReceiveOutcome>) {
         let id = machine.receive(mayWait: true).suspendID ?? 0
         #expect(id != 0, "the machine should have said suspend", sourceLocation: sourceLocation)
-        let parked = await Parked<ReceiveOutcome>.make()
+        let parked = await ParkedContinuation<MPSCReceiveOutcome>.make()
         let action = machine.receiveSuspended(id: id, continuation: parked.continuation, isCancelled: false)
         #expect(action.resumption == nil, "the receiver should have been stored", sourceLocation: sourceLocation)
         return (id, parked)
@@ -44,7 +44,7 @@ struct MPSCStateMachineWaiterTests {
     @Test("waiting senders are admitted in FIFO order as receives free slots, and new sends queue behind them")
     func waitingSendersFIFO() async {
         // Given a full channel of capacity 1 with two waiting senders and one waiting reserver
-        var machine = Machine(capacity: 1)
+        var machine = MPSCMachine(capacity: 1)
         _ = machine.send(0, mayWait: false)
         let (_, s1) = await Self.parkSender(&machine, 1)
         let (_, s2) = await Self.parkSender(&machine, 2)
@@ -77,7 +77,7 @@ struct MPSCStateMachineWaiterTests {
 
     @Test("receive(upTo:) admits one waiting sender per slot it freed")
     func batchReceiveAdmitsPerSlot() async {
-        var machine = Machine(capacity: 2)
+        var machine = MPSCMachine(capacity: 2)
         _ = machine.send(1, mayWait: false)
         _ = machine.send(2, mayWait: false)
         let s3 = await Self.parkSender(&machine, 3).parked
@@ -105,12 +105,12 @@ struct MPSCStateMachineWaiterTests {
     @Test("a sender that registers after room appeared is resumed at once and its value is delivered")
     func sendSuspendedRechecksRoom() async {
         // Given a sender told to suspend on a full channel
-        var machine = Machine(capacity: 1)
+        var machine = MPSCMachine(capacity: 1)
         _ = machine.send(0, mayWait: false)
         let id = machine.send(1, mayWait: true).suspendID!
         // When the receiver frees the slot before the sender registers
         #expect(machine.receive(mayWait: true).value == 0)
-        let parked = await Parked<SendOutcome>.make()
+        let parked = await ParkedContinuation<MPSCSendOutcome>.make()
         let (action, receiver) = machine.sendSuspended(
             id: id, value: 1, continuation: parked.continuation, isCancelled: false)
         // Then it is resumed as sent, and the value is buffered
@@ -123,12 +123,12 @@ struct MPSCStateMachineWaiterTests {
 
     @Test("a sender registering after a slot freed hands its value straight to a waiting receiver")
     func sendSuspendedDeliversToWaitingReceiver() async {
-        var machine = Machine(capacity: 1)
+        var machine = MPSCMachine(capacity: 1)
         #expect(machine.reserve().kind == "reserved")
         let id = machine.send(1, mayWait: true).suspendID!
         _ = machine.permitDropped()
         let receiver = await Self.parkReceiver(&machine).parked
-        let parked = await Parked<SendOutcome>.make()
+        let parked = await ParkedContinuation<MPSCSendOutcome>.make()
         let (action, resumedReceiver) = machine.sendSuspended(
             id: id, value: 1, continuation: parked.continuation, isCancelled: false)
         #expect(action.resumption?.outcome == .sent)
@@ -141,10 +141,10 @@ struct MPSCStateMachineWaiterTests {
 
     @Test("a sender registering cancelled, or after close, is resumed at once and stores nothing")
     func sendSuspendedCancelledOrClosed() async {
-        var machine = Machine(capacity: 1)
+        var machine = MPSCMachine(capacity: 1)
         _ = machine.send(0, mayWait: false)
         let id = machine.send(1, mayWait: true).suspendID!
-        let cancelled = await Parked<SendOutcome>.make()
+        let cancelled = await ParkedContinuation<MPSCSendOutcome>.make()
         let (action, _) = machine.sendSuspended(
             id: id, value: 1, continuation: cancelled.continuation, isCancelled: true)
         #expect(action.resumption?.outcome == .cancelled)
@@ -156,7 +156,7 @@ struct MPSCStateMachineWaiterTests {
         _ = machine.send(0, mayWait: false)
         let id2 = machine.send(2, mayWait: true).suspendID!
         _ = machine.receiverClosed()
-        let closed = await Parked<SendOutcome>.make()
+        let closed = await ParkedContinuation<MPSCSendOutcome>.make()
         let (action2, _) = machine.sendSuspended(
             id: id2, value: 2, continuation: closed.continuation, isCancelled: false)
         #expect(action2.resumption?.outcome == .closed)
@@ -168,7 +168,7 @@ struct MPSCStateMachineWaiterTests {
 
     @Test("a cancelled waiting sender leaves the queue and is never admitted; cancelling it twice does nothing")
     func sendCancelledLeavesNoGhost() async {
-        var machine = Machine(capacity: 1)
+        var machine = MPSCMachine(capacity: 1)
         _ = machine.send(0, mayWait: false)
         let (id1, s1) = await Self.parkSender(&machine, 1)
         let (_, s2) = await Self.parkSender(&machine, 2)
@@ -187,7 +187,7 @@ struct MPSCStateMachineWaiterTests {
 
     @Test("a waiting receiver gets the next send directly and nothing is buffered")
     func waitingReceiverGetsSendDirectly() async {
-        var machine = Machine(capacity: 1)
+        var machine = MPSCMachine(capacity: 1)
         let receiver = await Self.parkReceiver(&machine).parked
         let action = machine.send(7, mayWait: false)
         #expect(action.kind == "resumeReceiver")
@@ -199,15 +199,15 @@ struct MPSCStateMachineWaiterTests {
 
     @Test("a receiver registering after a value arrived, after the end, or cancelled is resumed at once")
     func receiveSuspendedRechecks() async {
-        var machine = Machine(capacity: 2)
+        var machine = MPSCMachine(capacity: 2)
         let id1 = machine.receive(mayWait: true).suspendID!
         _ = machine.send(5, mayWait: false)
-        let early = await Parked<ReceiveOutcome>.make()
+        let early = await ParkedContinuation<MPSCReceiveOutcome>.make()
         machine.receiveSuspended(id: id1, continuation: early.continuation, isCancelled: false).resumption?.0.resume()
         #expect(await early.outcome()?.text == "value(5)")
 
         let id2 = machine.receive(mayWait: true).suspendID!
-        let cancelled = await Parked<ReceiveOutcome>.make()
+        let cancelled = await ParkedContinuation<MPSCReceiveOutcome>.make()
         machine.receiveSuspended(id: id2, continuation: cancelled.continuation, isCancelled: true).resumption?.0
             .resume()
         #expect(await cancelled.outcome()?.text == "cancelled")
@@ -216,14 +216,14 @@ struct MPSCStateMachineWaiterTests {
 
         let id3 = machine.receive(mayWait: true).suspendID!
         _ = machine.sendersDropped()
-        let late = await Parked<ReceiveOutcome>.make()
+        let late = await ParkedContinuation<MPSCReceiveOutcome>.make()
         machine.receiveSuspended(id: id3, continuation: late.continuation, isCancelled: false).resumption?.0.resume()
         #expect(await late.outcome()?.text == "closed")
     }
 
     @Test("a cancelled waiting receiver leaves the queue, so the next send is buffered, not lost")
     func receiveCancelledLeavesNoGhost() async {
-        var machine = Machine(capacity: 2)
+        var machine = MPSCMachine(capacity: 2)
         let (id, receiver) = await Self.parkReceiver(&machine)
         let resumption = machine.receiveCancelled(id: id)
         resumption?.resume()
@@ -235,7 +235,7 @@ struct MPSCStateMachineWaiterTests {
 
     @Test("sendersDropped ends every waiting receiver")
     func sendersDroppedEndsReceivers() async {
-        var machine = Machine(capacity: 2)
+        var machine = MPSCMachine(capacity: 2)
         let r1 = await Self.parkReceiver(&machine).parked
         let r2 = await Self.parkReceiver(&machine).parked
         let wakeups = machine.sendersDropped()
@@ -247,7 +247,7 @@ struct MPSCStateMachineWaiterTests {
 
     @Test("receiverClosed fails waiting senders and reservers and keeps the buffered values")
     func receiverClosedFailsWaiters() async {
-        var machine = Machine(capacity: 1)
+        var machine = MPSCMachine(capacity: 1)
         _ = machine.send(0, mayWait: false)
         let sender = await Self.parkSender(&machine, 1).parked
         let reserver = await Self.parkSender(&machine, nil).parked
@@ -262,7 +262,7 @@ struct MPSCStateMachineWaiterTests {
 
     @Test("after close a waiting receiver keeps waiting for an outstanding permit and ends when it is dropped")
     func closeWaitsForPermit() async {
-        var machine = Machine(capacity: 1)
+        var machine = MPSCMachine(capacity: 1)
         #expect(machine.reserve().kind == "reserved")
         let receiver = await Self.parkReceiver(&machine).parked
         let closing = machine.receiverClosed()

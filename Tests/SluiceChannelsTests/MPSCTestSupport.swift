@@ -9,7 +9,7 @@ import Testing
 //
 // Why a harness instead of an introspection property: the MPSC engine exposes no waiter counts, and the tests
 // may not edit it. A task that runs on an executor we own is suspended exactly when that executor has no job
-// queued or running for it. `TaskHarness` counts jobs across all its executors in one atomic, so "the count is
+// queued or running for it. `ParkingHarness` counts jobs across all its executors in one atomic, so "the count is
 // zero" is a consistent snapshot: every task it started is parked on a continuation (or done), and nothing but
 // an outside event can wake any of them. The count goes up inside `enqueue`, which a `resume` calls
 // synchronously, so a task woken by a test action is never missed.
@@ -22,7 +22,7 @@ import Testing
 /// into this instrumented module, is visible to TSan. Critical sections here are a few instructions.
 ///
 /// `@unchecked Sendable` because `value` is guarded by `locked`, which the compiler cannot check.
-final class SpinLocked<Value: Sendable>: @unchecked Sendable {
+final class HarnessLock<Value: Sendable>: @unchecked Sendable {
     private let locked = Atomic<Bool>(false)
     private var value: Value
 
@@ -39,8 +39,8 @@ final class SpinLocked<Value: Sendable>: @unchecked Sendable {
     }
 }
 
-/// SplitMix64: a tiny deterministic PRNG, so that every randomized test replays from its seed.
-struct SplitMix64: RandomNumberGenerator {
+/// SplitMix64Generator: a tiny deterministic PRNG, so that every randomized test replays from its seed.
+struct SplitMix64Generator: RandomNumberGenerator {
     private var state: UInt64
 
     init(seed: UInt64) { self.state = seed }
@@ -61,11 +61,11 @@ struct SplitMix64: RandomNumberGenerator {
 }
 
 /// A serial executor on its own dispatch queue that reports every job it runs to a shared counter.
-final class CountingExecutor: TaskExecutor {
+final class HarnessExecutor: TaskExecutor {
     private let queue: DispatchQueue
-    private let pending: JobCounter
+    private let pending: HarnessJobCounter
 
-    init(label: String, pending: JobCounter) {
+    init(label: String, pending: HarnessJobCounter) {
         self.queue = DispatchQueue(label: label)
         self.pending = pending
     }
@@ -81,16 +81,16 @@ final class CountingExecutor: TaskExecutor {
 }
 
 /// Jobs queued or running on a harness's executors.
-final class JobCounter: Sendable {
+final class HarnessJobCounter: Sendable {
     let value = Atomic<Int>(0)
 }
 
-/// A task started by a ``TaskHarness``.
-struct Probe<Success: Sendable>: Sendable {
+/// A task started by a ``ParkingHarness``.
+struct HarnessTask<Success: Sendable>: Sendable {
     let task: Task<Success, any Error>
-    fileprivate let finished: FinishFlag
+    fileprivate let finished: HarnessFlag
 
-    /// True once the body has returned or thrown. Exact after ``TaskHarness/quiesce(_:)``.
+    /// True once the body has returned or thrown. Exact after ``ParkingHarness/quiesce(_:)``.
     var isFinished: Bool { self.finished.value.load(ordering: .sequentiallyConsistent) }
 
     func cancel() { self.task.cancel() }
@@ -102,7 +102,7 @@ struct Probe<Success: Sendable>: Sendable {
 }
 
 /// A flag one task sets and another reads.
-final class FinishFlag: Sendable {
+final class HarnessFlag: Sendable {
     let value = Atomic<Bool>(false)
 
     var isSet: Bool { self.value.load(ordering: .sequentiallyConsistent) }
@@ -111,29 +111,29 @@ final class FinishFlag: Sendable {
 }
 
 /// Starts tasks on executors it owns, so a test can wait until all of them are suspended.
-final class TaskHarness: Sendable {
-    private let pending = JobCounter()
-    private let executors: [CountingExecutor]
+final class ParkingHarness: Sendable {
+    private let pending = HarnessJobCounter()
+    private let executors: [HarnessExecutor]
     private let nextExecutor = Atomic<Int>(0)
-    private let cancellers = SpinLocked<[@Sendable () -> Void]>([])
+    private let cancellers = HarnessLock<[@Sendable () -> Void]>([])
 
     /// `threads` serial queues; with 1, the schedule is a deterministic function of the test's own actions.
     init(threads: Int = 1) {
         let pending = self.pending
-        self.executors = (0..<threads).map { CountingExecutor(label: "harness-\($0)", pending: pending) }
+        self.executors = (0..<threads).map { HarnessExecutor(label: "harness-\($0)", pending: pending) }
     }
 
     /// Starts `body` on one of the harness's executors (round-robin).
     @discardableResult
-    func spawn<Success: Sendable>(_ body: @escaping @Sendable () async throws -> Success) -> Probe<Success> {
+    func spawn<Success: Sendable>(_ body: @escaping @Sendable () async throws -> Success) -> HarnessTask<Success> {
         let index = self.nextExecutor.add(1, ordering: .relaxed).oldValue % self.executors.count
-        let flag = FinishFlag()
+        let flag = HarnessFlag()
         let task = Task(executorPreference: self.executors[index]) { () async throws -> Success in
             defer { flag.value.store(true, ordering: .sequentiallyConsistent) }
             return try await body()
         }
         self.cancellers.withLock { $0.append({ task.cancel() }) }
-        return Probe(task: task, finished: flag)
+        return HarnessTask(task: task, finished: flag)
     }
 
     /// True when no job is queued or running: every task started here is suspended or finished.
@@ -156,9 +156,9 @@ final class TaskHarness: Sendable {
     }
 }
 
-/// Counts creations and destructions of ``Tracked`` values, per id.
-final class LifeCounter: Sendable {
-    private let destroyedIDs = SpinLocked<[Int: Int]>([:])
+/// Counts creations and destructions of ``DeinitTracked`` values, per id.
+final class DeinitCounter: Sendable {
+    private let destroyedIDs = HarnessLock<[Int: Int]>([:])
     private let created = Atomic<Int>(0)
 
     var createdCount: Int { self.created.load(ordering: .sequentiallyConsistent) }
@@ -175,11 +175,11 @@ final class LifeCounter: Sendable {
 }
 
 /// A value whose `deinit` is counted, to prove containers destroy each element exactly once.
-final class Tracked: Sendable {
+final class DeinitTracked: Sendable {
     let id: Int
-    private let counter: LifeCounter
+    private let counter: DeinitCounter
 
-    init(_ id: Int, _ counter: LifeCounter) {
+    init(_ id: Int, _ counter: DeinitCounter) {
         self.id = id
         self.counter = counter
         counter.recordCreated()
@@ -190,8 +190,8 @@ final class Tracked: Sendable {
 
 /// A one-shot latch a harness task can wait on while the test looks at the channel (a waiting task is parked,
 /// so the harness sees it as quiet).
-final class Gate: Sendable {
-    private let state = SpinLocked<(isOpen: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+final class HarnessGate: Sendable {
+    private let state = HarnessLock<(isOpen: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
 
     func wait() async {
         await withCheckedContinuation { continuation in
@@ -217,7 +217,7 @@ final class Gate: Sendable {
 
 /// Expects the task to be parked (not finished) now that the harness is quiet.
 func expectSuspended<T>(
-    _ probe: Probe<T>,
+    _ probe: HarnessTask<T>,
     _ comment: Comment? = nil,
     _ sourceLocation: SourceLocation = #_sourceLocation
 ) {
@@ -227,7 +227,7 @@ func expectSuspended<T>(
 /// Expects the task to have finished with a value, and returns it. Never waits on a task that has not finished.
 @discardableResult
 func expectValue<T>(
-    _ probe: Probe<T>,
+    _ probe: HarnessTask<T>,
     _ sourceLocation: SourceLocation = #_sourceLocation
 ) async -> T? {
     guard probe.isFinished else {
@@ -245,7 +245,7 @@ func expectValue<T>(
 /// Expects the task to have finished by throwing an error of type `E`, and returns it.
 @discardableResult
 func expectError<T, E: Error>(
-    _ probe: Probe<T>,
+    _ probe: HarnessTask<T>,
     _ type: E.Type,
     _ sourceLocation: SourceLocation = #_sourceLocation
 ) async -> E? {

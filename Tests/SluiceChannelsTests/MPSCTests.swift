@@ -3,14 +3,14 @@ import Testing
 @testable import SluiceChannels
 
 /// The bounded MPSC channel through its public API: backpressure, `trySend`, permits and receiving. Tasks that
-/// must wait run in a ``TaskHarness``; `quiesce()` returns once every one of them is parked, so "it is waiting"
+/// must wait run in a ``ParkingHarness``; `quiesce()` returns once every one of them is parked, so "it is waiting"
 /// is an observation, not a guess.
 @Suite("MPSC bounded channel", .timeLimit(.minutes(1)))
 struct MPSCTests {
     @Test("send suspends while the channel is full and returns once a receive frees a slot")
     func sendWaitsWhileFull() async throws {
         // Given a full channel of capacity 2
-        let harness = TaskHarness()
+        let harness = ParkingHarness()
         let (sender, receiver) = MPSC<Int>.channel(capacity: 2)
         #expect(sender.capacity == 2)
         try await sender.send(1)
@@ -33,10 +33,10 @@ struct MPSCTests {
     @Test("waiting senders resume in the order they started waiting, one per freed slot")
     func waitingSendersFIFO() async throws {
         // Given a full channel of capacity 1 and five senders that started waiting one after the other
-        let harness = TaskHarness()
+        let harness = ParkingHarness()
         let (sender, receiver) = MPSC<Int>.channel(capacity: 1)
         try await sender.send(0)
-        var waiting: [Probe<Void>] = []
+        var waiting: [HarnessTask<Void>] = []
         for value in 1...5 {
             waiting.append(harness.spawn { try await sender.send(value) })
             await harness.quiesce()  // parked before the next one starts
@@ -77,7 +77,7 @@ struct MPSCTests {
     @Test("trySend does not overtake a waiting sender: the freed slot goes to the waiter")
     func trySendDoesNotOvertake() async throws {
         // Given a full channel and one sender waiting
-        let harness = TaskHarness()
+        let harness = ParkingHarness()
         let (sender, receiver) = MPSC<Int>.channel(capacity: 1)
         try await sender.send(0)
         let waiter = harness.spawn { try await sender.send(1) }
@@ -96,11 +96,11 @@ struct MPSCTests {
     @Test("reserve waits for room and returns a permit that holds one slot until it sends")
     func reserveHoldsSlot() async throws {
         // Given a full channel of capacity 1 and a task waiting in reserve()
-        let harness = TaskHarness()
-        let gate = Gate()
+        let harness = ParkingHarness()
+        let gate = HarnessGate()
         let (sender, receiver) = MPSC<Int>.channel(capacity: 1)
         try await sender.send(0)
-        let reserved = FinishFlag()
+        let reserved = HarnessFlag()
         let reserver = harness.spawn {
             let permit = try await sender.reserve()
             reserved.set()
@@ -126,7 +126,7 @@ struct MPSCTests {
 
     @Test("sending through a permit never waits, even when every other slot is taken")
     func permitSendNeverWaits() async throws {
-        let harness = TaskHarness()
+        let harness = ParkingHarness()
         let (sender, receiver) = MPSC<Int>.channel(capacity: 2)
         let first = try await sender.reserve()
         let second = try sender.tryReserve()
@@ -143,7 +143,7 @@ struct MPSCTests {
 
     @Test("a permit dropped unused gives its slot back and admits a waiting sender")
     func droppedPermitAdmitsWaiter() async throws {
-        let harness = TaskHarness()
+        let harness = ParkingHarness()
         let (sender, receiver) = MPSC<Int>.channel(capacity: 1)
         let permit = try await sender.reserve()
         let waiter = harness.spawn { try await sender.send(1) }
@@ -181,7 +181,7 @@ struct MPSCTests {
     @Test("recv returns the values of each sender in the order that sender sent them")
     func perSenderOrder() async throws {
         // Given five producers sending 200 values each through a channel of capacity 3
-        let harness = TaskHarness(threads: 2)
+        let harness = ParkingHarness(threads: 2)
         var (sender, receiver): (MPSC<Int>.Sender?, MPSC<Int>.Receiver) = MPSC<Int>.channel(capacity: 3)
         for producer in 0..<5 {
             let producerSender = sender!
@@ -203,7 +203,7 @@ struct MPSCTests {
 
     @Test("recv(upTo:) returns every ready value up to the limit and admits waiting senders for the freed slots")
     func batchReceive() async throws {
-        let harness = TaskHarness()
+        let harness = ParkingHarness()
         let (sender, receiver) = MPSC<Int>.channel(capacity: 3)
         for value in 1...3 { try await sender.send(value) }
         let waiters = (4...5).map { value in harness.spawn { try await sender.send(value) } }
@@ -218,7 +218,7 @@ struct MPSCTests {
 
     @Test("recv(upTo:) on an empty channel waits for the first value and returns it with whatever came with it")
     func batchReceiveWaits() async throws {
-        let harness = TaskHarness()
+        let harness = ParkingHarness()
         let (sender, receiver) = MPSC<Int>.channel(capacity: 8)
         let batch = harness.spawn { try await receiver.recv(upTo: 3) }
         await harness.quiesce()
@@ -233,7 +233,7 @@ struct MPSCTests {
 
     @Test("the receiver is an AsyncSequence that yields every value in order and ends when the senders are gone")
     func asyncSequence() async throws {
-        let harness = TaskHarness()
+        let harness = ParkingHarness()
         let (sender, receiver) = MPSC<Int>.channel(capacity: 2)
         harness.spawn { [sender] in
             for value in 1...20 { try await sender.send(value) }

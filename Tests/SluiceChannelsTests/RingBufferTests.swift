@@ -124,31 +124,31 @@ struct RingBufferTests {
 
     @Test("removeAll destroys every element and the buffer stays usable")
     func removeAll() {
-        let counter = LifeCounter()
-        var buffer = RingBuffer<Tracked>(minimumCapacity: 4)
-        for id in 0..<3 { buffer.append(Tracked(id, counter)) }
+        let counter = DeinitCounter()
+        var buffer = RingBuffer<DeinitTracked>(minimumCapacity: 4)
+        for id in 0..<3 { buffer.append(DeinitTracked(id, counter)) }
         _ = buffer.popFirst()
-        for id in 3..<6 { buffer.append(Tracked(id, counter)) }  // wrapped
+        for id in 3..<6 { buffer.append(DeinitTracked(id, counter)) }  // wrapped
         buffer.removeAll()
         #expect(buffer.count == 0)
         #expect(counter.destroyed == 6)
-        buffer.append(Tracked(6, counter))
+        buffer.append(DeinitTracked(6, counter))
         #expect(buffer.first?.id == 6)
         #expect(counter.destroyedTwice.isEmpty)
     }
 
     @Test("every element is destroyed exactly once, whichever way it leaves, including the buffer's deinit")
     func elementsDestroyedExactlyOnce() {
-        let counter = LifeCounter()
+        let counter = DeinitCounter()
         do {
             // Given a buffer that grew while wrapped and then wrapped again
-            var buffer = RingBuffer<Tracked>(minimumCapacity: 4)
-            for id in 0..<3 { buffer.append(Tracked(id, counter)) }
+            var buffer = RingBuffer<DeinitTracked>(minimumCapacity: 4)
+            for id in 0..<3 { buffer.append(DeinitTracked(id, counter)) }
             _ = buffer.popFirst()  // 0
-            for id in 3..<10 { buffer.append(Tracked(id, counter)) }  // grows while wrapped
+            for id in 3..<10 { buffer.append(DeinitTracked(id, counter)) }  // grows while wrapped
             #expect(counter.destroyed == 1)
             // When elements leave by every path
-            var batch: [Tracked] = []
+            var batch: [DeinitTracked] = []
             buffer.popFirst(upTo: 3, into: &batch)  // 1, 2, 3
             #expect(counter.destroyed == 1, "moved, not destroyed")
             batch.removeAll()
@@ -157,15 +157,15 @@ struct RingBufferTests {
             #expect(buffer.removeFirst(where: { $0.id == 4 })?.id == 4)  // head
             #expect(buffer.removeFirst(where: { $0.id == 9 })?.id == 9)  // tail
             #expect(counter.destroyed == 7)
-            buffer[0] = Tracked(100, counter)  // replaces 5
+            buffer[0] = DeinitTracked(100, counter)  // replaces 5
             #expect(counter.destroyCount(of: 5) == 1)
-            for id in 10..<16 { buffer.append(Tracked(id, counter)) }
+            for id in 10..<16 { buffer.append(DeinitTracked(id, counter)) }
             var drained: [Int] = []
             buffer.drain { drained.append($0.id) }
             #expect(drained == [100, 7, 8, 10, 11, 12, 13, 14, 15])
             #expect(counter.destroyed == 17)
             // The head is now at slot 12 of 16: these wrap to slots 12...15, 0, 1
-            for id in 16..<22 { buffer.append(Tracked(id, counter)) }
+            for id in 16..<22 { buffer.append(DeinitTracked(id, counter)) }
             _ = buffer.popFirst()
             // Then the buffer goes out of scope holding 17...21, wrapped
             #expect(counter.destroyed == 18)
@@ -176,12 +176,12 @@ struct RingBufferTests {
 
     @Test("the deinit of a buffer whose contents wrap past the end of the storage destroys each element once")
     func deinitOfWrappedBuffer() {
-        let counter = LifeCounter()
+        let counter = DeinitCounter()
         do {
-            var buffer = RingBuffer<Tracked>(minimumCapacity: 8)
-            for id in 0..<6 { buffer.append(Tracked(id, counter)) }
+            var buffer = RingBuffer<DeinitTracked>(minimumCapacity: 8)
+            for id in 0..<6 { buffer.append(DeinitTracked(id, counter)) }
             for _ in 0..<5 { _ = buffer.popFirst() }
-            for id in 6..<12 { buffer.append(Tracked(id, counter)) }  // occupies slots 5, 6, 7, 0, 1, 2, 3
+            for id in 6..<12 { buffer.append(DeinitTracked(id, counter)) }  // occupies slots 5, 6, 7, 0, 1, 2, 3
             #expect(buffer.count == 7)
             #expect(counter.destroyed == 5)
         }
@@ -194,16 +194,16 @@ struct RingBufferTests {
         arguments: [1, 2, 3, 0xDEAD_BEEF] as [UInt64]
     )
     func matchesArrayModel(seed: UInt64) {
-        var rng = SplitMix64(seed: seed)
-        let counter = LifeCounter()
+        var rng = SplitMix64Generator(seed: seed)
+        let counter = DeinitCounter()
         var model: [Int] = []  // ids, oldest first
         var next = 0
-        func make() -> Tracked {
+        func make() -> DeinitTracked {
             next += 1
-            return Tracked(next, counter)
+            return DeinitTracked(next, counter)
         }
         do {
-            var buffer = RingBuffer<Tracked>(minimumCapacity: rng.below(6))
+            var buffer = RingBuffer<DeinitTracked>(minimumCapacity: rng.below(6))
             for _ in 0..<3000 {
                 switch rng.below(10) {
                 case 0...3:
@@ -214,7 +214,7 @@ struct RingBufferTests {
                     #expect(buffer.popFirst()?.id == (model.isEmpty ? nil : model.removeFirst()))
                 case 6:
                     let limit = rng.below(6) - 1
-                    var out: [Tracked] = []
+                    var out: [DeinitTracked] = []
                     buffer.popFirst(upTo: limit, into: &out)
                     let n = max(0, min(limit, model.count))
                     #expect(out.map(\.id) == Array(model.prefix(n)))
