@@ -20,7 +20,7 @@ struct MPSCLifecycleTests {
         #expect(try await receiver.recv() == nil)
         #expect(try await receiver.recv() == nil, "the end is sticky")
         #expect(try await receiver.recv(upTo: 5) == [])
-        #expect(throws: TryRecvError.disconnected) { try receiver.tryRecv() }
+        #expect(throws: MPSC<Int>.TryRecvError.disconnected) { try receiver.tryRecv() }
     }
 
     @Test("a receiver waiting on an empty channel gets nil when the last sender goes away")
@@ -32,7 +32,7 @@ struct MPSCLifecycleTests {
         await harness.quiesce()
         expectSuspended(single)
         expectSuspended(batch)
-        #expect(throws: TryRecvError.empty) { try receiver.tryRecv() }
+        #expect(throws: MPSC<Int>.TryRecvError.empty) { try receiver.tryRecv() }
         sender = nil
         #expect(sender == nil)
         await harness.quiesce()
@@ -69,7 +69,7 @@ struct MPSCLifecycleTests {
         #expect(try await receiver.recv() == 1)
         #expect(try await receiver.recv() == 2)
         #expect(try await receiver.recv() == nil)
-        #expect(throws: TryRecvError.disconnected) { try receiver.tryRecv() }
+        #expect(throws: MPSC<Int>.TryRecvError.disconnected) { try receiver.tryRecv() }
     }
 
     @Test("close ends a receiver waiting on an empty channel, and closing twice changes nothing")
@@ -180,11 +180,11 @@ struct MPSCLifecycleTests {
     @Test("tryRecv answers empty while more may come and disconnected at the end")
     func tryRecv() throws {
         var (sender, receiver): (MPSC<Int>.Sender?, MPSC<Int>.Receiver) = MPSC<Int>.channel(capacity: 2)
-        #expect(throws: TryRecvError.empty) { try receiver.tryRecv() }
+        #expect(throws: MPSC<Int>.TryRecvError.empty) { try receiver.tryRecv() }
         sender?.trySend(1)
         #expect(try receiver.tryRecv() == 1)
         sender = nil
-        #expect(throws: TryRecvError.disconnected) { try receiver.tryRecv() }
+        #expect(throws: MPSC<Int>.TryRecvError.disconnected) { try receiver.tryRecv() }
     }
 
     @Test("an unbounded channel's sends and reservations never wait, order is kept, and it drains then ends")

@@ -31,6 +31,27 @@ extension MPSC.StateMachine.SendAction {
     }
 }
 
+extension MPSC.StateMachine.PermitSendAction {
+    /// `stored` when the value went into the buffer, `resumeReceiver` when it went straight to a waiting receiver.
+    var kind: String {
+        switch self {
+        case .delivered(let stored, _): stored ? "stored" : "resumeReceiver"
+        case .closed: "closed"
+        }
+    }
+
+    /// Everything the action wakes (the receiver that got the value, and any sender admitted into the slot it
+    /// left free), as one thing to resume.
+    var receiver: MPSC.Wakeups? {
+        if case .delivered(false, let wakeups) = self { return wakeups }
+        return nil
+    }
+}
+
+extension MPSC.Wakeups {
+    func resume() { self.resumeAll() }
+}
+
 extension MPSC.StateMachine.ReserveAction {
     var kind: String {
         switch self {

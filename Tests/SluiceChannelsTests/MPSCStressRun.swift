@@ -131,7 +131,7 @@ struct MPSCStressRun {
             consumed.received.removeAll { $0 < 0 }
         } else {
             #expect(consumed.sawEnd, "the consumer should have seen the end (\(self.label))")
-            #expect(throws: TryRecvError.disconnected) { try receiver.tryRecv() }
+            #expect(throws: MPSC<Int>.TryRecvError.disconnected) { try receiver.tryRecv() }
         }
         for (index, log) in logs.enumerated() {
             let mine = consumed.received.filter { $0 / 1_000_000 == index }
@@ -318,7 +318,7 @@ struct MPSCStressRun {
                     #expect(count == batch.count)
                     got = batch
                 case 4:
-                    do throws(TryRecvError) {
+                    do throws(MPSC<Int>.TryRecvError) {
                         got = [try receiver.tryRecv()]
                     } catch .empty {
                         continue  // the next round may wait; a tryRecv never spins twice on its own

@@ -285,7 +285,7 @@ func drainToEnd<Element>(
 ) -> [Element] {
     var values: [Element] = []
     while true {
-        do throws(TryRecvError) {
+        do throws(MPSC<Element>.TryRecvError) {
             values.append(try receiver.tryRecv())
         } catch .disconnected {
             return values

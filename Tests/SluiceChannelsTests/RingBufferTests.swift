@@ -112,7 +112,7 @@ struct RingBufferTests {
 
     @Test("the subscript reads and writes by offset from the oldest element, across the wrap point")
     func subscriptAcrossWrap() {
-        var buffer = wrappedBuffer([0, 1, 2, 3, 4, 5])
+        let buffer = wrappedBuffer([0, 1, 2, 3, 4, 5])
         #expect(buffer.first == 0)
         #expect(buffer[2] == 2)
         #expect(buffer[5] == 5)

@@ -115,6 +115,12 @@ extension MPSC {
         @usableFromInline var buffer: RingBuffer<Element>
         /// Slots held by live ``MPSC/Permit``s: counted against `capacity` until the permit sends or is dropped.
         @usableFromInline var reserved = 0
+        /// Values the receiver took in a batch (``MPSC/Receiver/recv()``) and had not handed out by the last time
+        /// it said so. They have left `buffer` but still count against `capacity`, so prefetching never lets a
+        /// producer run further ahead of what its consumer has actually taken.
+        @usableFromInline var held = 0
+        /// The receiver's running total of batch values handed out, as far as `held` accounts for it.
+        @usableFromInline var handedOutApplied: UInt64 = 0
         /// Senders and reservers waiting for a slot, FIFO: a freed slot always goes to the oldest.
         @usableFromInline var sendWaiters = RingBuffer<SendWaiter>()
         /// Receivers waiting for a value; more than one only if several tasks share a ``MPSC/Receiver``.
@@ -141,7 +147,7 @@ extension MPSC {
 
         @usableFromInline var hasRoom: Bool {
             guard let capacity = self.capacity else { return true }
-            return self.buffer.count + self.reserved < capacity
+            return self.buffer.count + self.reserved + self.held < capacity
         }
 
         /// The receiver sees the end only when nothing is buffered and nothing more can arrive.
@@ -320,6 +326,34 @@ extension MPSC {
             return SenderResumption(continuation: waiter.continuation, outcome: .sent)
         }
 
+        /// Applies the receiver's running total of batch values handed out (read from an atomic, so possibly
+        /// stale: totals only grow, and an old one is ignored). Frees their slots; does not admit anyone.
+        @inlinable
+        mutating func applyHandedOut(_ total: UInt64) {
+            let delta = Int(truncatingIfNeeded: total &- self.handedOutApplied)
+            guard delta > 0 && delta <= self.held else { return }
+            self.handedOutApplied = total
+            self.held -= delta
+        }
+
+        /// The receiver handed out batch values while senders were waiting: free their slots and admit.
+        @inlinable
+        mutating func receiverHandedOut(total: UInt64) -> Wakeups {
+            self.applyHandedOut(total)
+            var wakeups = Wakeups()
+            self.admitWaitingSenders(into: &wakeups)
+            return wakeups
+        }
+
+        /// A `recv()` batch began with a value handed straight to the waiting receiver (it took no slot). The
+        /// receiver counts every batch value as handed out, this one included, so count it as held too.
+        @inlinable
+        mutating func holdDelivered() { self.held += 1 }
+
+        /// True while senders or reservers wait for a slot.
+        @inlinable
+        var hasWaitingSenders: Bool { !self.sendWaiters.isEmpty }
+
         // MARK: - Receiving
 
         @usableFromInline
@@ -346,11 +380,13 @@ extension MPSC {
 
         /// Takes up to `limit` buffered values at once, and admits as many waiting senders as slots were freed.
         @inlinable
-        mutating func receive(upTo limit: Int, into values: inout [Element]) -> ReceiveBatchAction {
+        mutating func receive(upTo limit: Int, into values: inout [Element], hold: Bool = false) -> ReceiveBatchAction {
             let before = values.count
             self.buffer.popFirst(upTo: limit, into: &values)
             let taken = values.count - before
             if taken > 0 {
+                // A batch for `recv()` keeps its slots until the receiver says it handed the values out.
+                if hold { self.held += taken }
                 var wakeups = Wakeups()
                 self.admitWaitingSenders(into: &wakeups)
                 return .values(wakeups)

@@ -1,3 +1,5 @@
+public import Synchronization
+
 
 
 extension MPSC {
@@ -13,6 +15,14 @@ extension MPSC {
         /// Lets a receiver about to park spin for the next value instead; senders end the spin. See
         /// ``ArrivalSignal`` for why and when.
         @usableFromInline let arrival = ArrivalSignal()
+        /// The receiver's running total of values handed out from its `recv()` batches, published without the
+        /// channel lock (see ``Receiver/taken``); the state machine applies it lazily to free their slots.
+        @usableFromInline let handedOut = Atomic<UInt64>(0)
+        /// Set (under the lock) by a sender about to wait for a slot; tells the receiver that handing out a
+        /// batch value must free its slot now. With `handedOut` this is a Dekker pair: the sender stores the
+        /// flag then loads the total, the receiver stores the total then loads the flag, all sequentially
+        /// consistent, so at least one of them sees the other and a freed slot always reaches a waiting sender.
+        @usableFromInline let sendersWaiting = Atomic<Bool>(false)
 
         @inlinable
         init(capacity: Int?) {
@@ -30,7 +40,16 @@ extension MPSC {
 
         @inlinable
         func trySend(_ value: Element) -> Result<Void, TrySendError<Element>> {
-            switch self.state.withLock({ $0.send(value, mayWait: false) }) {
+            var action = self.state.withLock { $0.send(value, mayWait: false) }
+            if case .full = action {
+                // The receiver may have handed out batch values it has not reported yet: count them, then retry.
+                let total = self.handedOut.load(ordering: .sequentiallyConsistent)
+                action = self.state.withLock {
+                    $0.applyHandedOut(total)
+                    return $0.send(value, mayWait: false)
+                }
+            }
+            switch action {
             case .stored:
                 self.arrival.notify()
                 return .success(())
@@ -83,8 +102,10 @@ extension MPSC {
 
         @inlinable
         func tryReserve() -> Result<Void, TrySendError<Void>> {
-            self.state.withLock { state -> Result<Void, TrySendError<Void>> in
+            let total = self.handedOut.load(ordering: .sequentiallyConsistent)
+            return self.state.withLock { state -> Result<Void, TrySendError<Void>> in
                 if state.isClosedForSending { return .failure(.closed(())) }
+                state.applyHandedOut(total)
                 // A reserve that would have to wait gets an id it never uses; ids only need to be unique.
                 if case .reserved = state.reserve() { return .success(()) }
                 return .failure(.full(()))
@@ -95,7 +116,15 @@ extension MPSC {
         func waitForSlot(id: UInt64, value: Element?) async -> SendOutcome {
             await suspend { continuation in
                 let (action, receiver) = self.state.withLock {
-                    $0.sendSuspended(id: id, value: value, continuation: continuation, isCancelled: Task.isCancelled)
+                    // About to wait: first make sure the receiver has not freed slots we do not know of yet.
+                    self.sendersWaiting.store(true, ordering: .sequentiallyConsistent)
+                    $0.applyHandedOut(self.handedOut.load(ordering: .sequentiallyConsistent))
+                    return $0.sendSuspended(
+                        id: id,
+                        value: value,
+                        continuation: continuation,
+                        isCancelled: Task.isCancelled
+                    )
                 }
                 receiver?.resume()
                 if case .resume(let sender) = action { sender.resume() }
@@ -155,11 +184,21 @@ extension MPSC {
         }
 
         @inlinable
-        func receive(upTo limit: Int, into values: inout [Element]) async throws(CancellationError) -> Bool {
+        func receive(
+            upTo limit: Int,
+            into values: inout [Element],
+            hold: Bool = false
+        ) async throws(CancellationError) -> Bool {
             var id: UInt64 = 0
             var spun = false
+            // A batch for `recv()` first settles the previous batch's slots (its values are all handed out).
+            let total = hold ? self.handedOut.load(ordering: .relaxed) : 0
             while true {
-                switch self.state.withLock({ $0.receive(upTo: limit, into: &values) }) {
+                let action = self.state.withLock {
+                    if hold { $0.applyHandedOut(total) }
+                    return $0.receive(upTo: limit, into: &values, hold: hold)
+                }
+                switch action {
                 case .values(let wakeups):
                     wakeups.resumeAll()
                     return true
@@ -173,15 +212,29 @@ extension MPSC {
             // Wait for the first value, then take whatever else arrived with it without waiting again.
             guard let first = try await self.waitForValue(id: id) else { return false }
             values.append(first)
-            if limit > 1 {
+            if limit > 1 || hold {
                 self.state.withLock { state -> Wakeups in
-                    switch state.receive(upTo: limit - 1, into: &values) {
+                    if hold { state.holdDelivered() }
+                    guard limit > 1 else { return Wakeups() }
+                    switch state.receive(upTo: limit - 1, into: &values, hold: hold) {
                     case .values(let wakeups): return wakeups
                     case .finished, .suspend: return Wakeups()
                     }
                 }.resumeAll()
             }
             return true
+        }
+
+        /// The receiver handed out batch values (running total `total`, already published). If senders wait, free
+        /// the slots now and admit them; otherwise the next sender that finds the channel full does it.
+        @inlinable
+        func receiverHandedOut(total: UInt64) {
+            guard self.sendersWaiting.load(ordering: .sequentiallyConsistent) else { return }
+            self.state.withLock { state -> Wakeups in
+                let wakeups = state.receiverHandedOut(total: total)
+                if !state.hasWaitingSenders { self.sendersWaiting.store(false, ordering: .relaxed) }
+                return wakeups
+            }.resumeAll()
         }
 
         /// Takes up to `limit` buffered values without waiting; returns how many it appended.
