@@ -1,8 +1,8 @@
 /// The channel is closed: the value could not be sent and is handed back.
 ///
-/// Returned by ``MPSC/Sender/send(_:)`` when the receiver has closed or gone away, and by
-/// ``Oneshot/Sender/send(_:)`` when the receiver is gone. Nothing is lost: `value` is the value that was not
-/// delivered.
+/// Thrown by ``MPSC/Sender/send(_:)`` when the receiver has closed or gone away, and by
+/// ``Oneshot/Sender/send(_:)`` when the receiver is gone or called `close()`. Nothing is lost: `value` is the value
+/// that was not delivered.
 public struct SendError<Value: Sendable>: Error {
     /// The value that was not sent.
     public let value: Value

@@ -149,6 +149,12 @@ struct RingBuffer<Element>: ~Copyable {
                 break
             }
             guard let offset = found else { return nil }
+            if offset == 0 {
+                // The oldest waiter is the usual one to be cancelled: advance the head, shift nothing.
+                header.pointee.head = (h.head + 1) & mask
+                header.pointee.count = h.count - 1
+                return (elements + h.head).move()
+            }
             let removed = (elements + ((h.head + offset) & mask)).move()
             // Close the gap by shifting the newer elements one slot towards the head.
             for index in offset..<(h.count - 1) {
