@@ -8,7 +8,9 @@ struct Bench {
         usage: sluice-bench <benchmark> [options]
 
         benchmarks:
-          channels [--count N] [--only NAME]   SluiceChannels against the toolchain's AsyncStream (default N 2000000)
+          channels [--count N] [--runs R] [--only NAME]
+                                               SluiceChannels against the toolchain's AsyncStream in the same run
+                                               (N values per workload, default 2000000; median of R runs, default 1)
           alloc-check [--count N]              steady-state send/receive with no waiting; run under valgrind to
                                                count allocations (see docs/BENCHMARKS.md)
         """
@@ -25,8 +27,12 @@ struct Bench {
             do {
                 switch command {
                 case "channels":
-                    let options = try Options(arguments, defaults: ["count": "2000000"])
-                    try await ChannelBenchmarks(count: options.int("count"), only: options.string("only")).run()
+                    let options = try Options(arguments, defaults: ["count": "2000000", "runs": "1"])
+                    try await ChannelBenchmarks(
+                        count: options.int("count"),
+                        only: options.string("only"),
+                        runs: options.int("runs")
+                    ).run()
                 case "alloc-check":
                     let options = try Options(arguments, defaults: ["count": "100000"])
                     try await AllocationCheck(count: options.int("count")).run()
