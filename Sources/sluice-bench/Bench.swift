@@ -74,7 +74,9 @@ struct Options {
                 throw Failure(message: "expected --option value, got '\(flag)'")
             }
             let name = String(flag.dropFirst(2))
-            guard defaults[name] != nil || optional.contains(name) else { throw Failure(message: "unknown option \(flag)") }
+            guard defaults[name] != nil || optional.contains(name) else {
+                throw Failure(message: "unknown option \(flag)")
+            }
             self.values[name] = arguments[index + 1]
             index += 2
         }

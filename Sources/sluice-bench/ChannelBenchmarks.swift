@@ -33,37 +33,58 @@ struct ChannelBenchmarks {
 
         add(try await self.median("AsyncStream 1→1", baseline: nil) { try await asyncStream(n, producers: 1, on: nil) })
         add(try await self.median("AsyncStream 4→1", baseline: nil) { try await asyncStream(n, producers: 4, on: nil) })
-        add(try await self.median("AsyncStream 1→1, one thread", baseline: nil) {
-            try await asyncStream(n, producers: 1, on: ThreadExecutor())
-        })
-        add(try await self.median("MPSC bounded(1024) 1→1 recv()", baseline: "AsyncStream 1→1") {
-            try await mpsc(n, capacity: 1024, producers: 1, batch: nil, on: nil)
-        })
-        add(try await self.median("MPSC bounded(1024) 1→1 recv(upTo: 64)", baseline: "AsyncStream 1→1") {
-            try await mpsc(n, capacity: 1024, producers: 1, batch: 64, on: nil)
-        })
-        add(try await self.median("MPSC bounded(1024) 4→1 recv()", baseline: "AsyncStream 4→1") {
-            try await mpsc(n, capacity: 1024, producers: 4, batch: nil, on: nil)
-        })
-        add(try await self.median("MPSC bounded(1024) 4→1 recv(upTo: 64)", baseline: "AsyncStream 4→1") {
-            try await mpsc(n, capacity: 1024, producers: 4, batch: 64, on: nil)
-        })
-        add(try await self.median("MPSC unbounded 1→1 recv()", baseline: "AsyncStream 1→1") {
-            try await mpsc(n, capacity: nil, producers: 1, batch: nil, on: nil)
-        })
-        add(try await self.median("MPSC bounded(1024) 1→1 recv(), one thread", baseline: "AsyncStream 1→1, one thread") {
-            try await mpsc(n, capacity: 1024, producers: 1, batch: nil, on: ThreadExecutor())
-        })
-        add(try await self.median("Broadcast(1024) 1→4, unpaced (deliveries/s)", baseline: nil) {
-            try await broadcast(n, receivers: 4, paced: false)
-        })
-        add(try await self.median("Broadcast(1024) 1→4, paced (deliveries/s)", baseline: nil) {
-            try await broadcast(n, receivers: 4, paced: true)
-        })
+        add(
+            try await self.median("AsyncStream 1→1, one thread", baseline: nil) {
+                try await asyncStream(n, producers: 1, on: ThreadExecutor())
+            }
+        )
+        add(
+            try await self.median("MPSC bounded(1024) 1→1 recv()", baseline: "AsyncStream 1→1") {
+                try await mpsc(n, capacity: 1024, producers: 1, batch: nil, on: nil)
+            }
+        )
+        add(
+            try await self.median("MPSC bounded(1024) 1→1 recv(upTo: 64)", baseline: "AsyncStream 1→1") {
+                try await mpsc(n, capacity: 1024, producers: 1, batch: 64, on: nil)
+            }
+        )
+        add(
+            try await self.median("MPSC bounded(1024) 4→1 recv()", baseline: "AsyncStream 4→1") {
+                try await mpsc(n, capacity: 1024, producers: 4, batch: nil, on: nil)
+            }
+        )
+        add(
+            try await self.median("MPSC bounded(1024) 4→1 recv(upTo: 64)", baseline: "AsyncStream 4→1") {
+                try await mpsc(n, capacity: 1024, producers: 4, batch: 64, on: nil)
+            }
+        )
+        add(
+            try await self.median("MPSC unbounded 1→1 recv()", baseline: "AsyncStream 1→1") {
+                try await mpsc(n, capacity: nil, producers: 1, batch: nil, on: nil)
+            }
+        )
+        add(
+            try await self.median("MPSC bounded(1024) 1→1 recv(), one thread", baseline: "AsyncStream 1→1, one thread")
+            {
+                try await mpsc(n, capacity: 1024, producers: 1, batch: nil, on: ThreadExecutor())
+            }
+        )
+        add(
+            try await self.median("Broadcast(1024) 1→4, unpaced (deliveries/s)", baseline: nil) {
+                try await broadcast(n, receivers: 4, paced: false)
+            }
+        )
+        add(
+            try await self.median("Broadcast(1024) 1→4, paced (deliveries/s)", baseline: nil) {
+                try await broadcast(n, receivers: 4, paced: true)
+            }
+        )
         add(try await self.median("Watch 1→4 (sends/s)", baseline: nil) { try await watch(n, receivers: 4) })
-        add(try await self.median("Oneshot create+send+recv, send in a new task", baseline: nil) {
-            try await oneshot(n)
-        })
+        add(
+            try await self.median("Oneshot create+send+recv, send in a new task", baseline: nil) {
+                try await oneshot(n)
+            }
+        )
         add(try await self.median("AsyncSemaphore acquire+release", baseline: nil) { try await semaphore(n) })
 
         print("\n| workload | msgs/s | vs AsyncStream | notes |\n|---|---:|---:|---|")
@@ -137,8 +158,7 @@ func asyncStream(_ n: Int, producers: Int, on executor: ThreadExecutor?) async t
     return Outcome(operations: n)
 }
 
-func mpsc(_ n: Int, capacity: Int?, producers: Int, batch: Int?, on executor: ThreadExecutor?) async throws -> Outcome
-{
+func mpsc(_ n: Int, capacity: Int?, producers: Int, batch: Int?, on executor: ThreadExecutor?) async throws -> Outcome {
     let (sender, receiver) = capacity.map { MPSC<Int>.channel(capacity: $0) } ?? MPSC<Int>.unboundedChannel()
     for p in 0..<producers {
         Task.detached(executorPreference: executor) {
@@ -234,7 +254,9 @@ func watch(_ n: Int, receivers: Int) async throws -> Outcome {
                     }
                     seen += 1
                 }
-                guard receiver.borrow() == n - 1 else { throw BenchmarkFailure(description: "Watch did not end on the last value") }
+                guard receiver.borrow() == n - 1 else {
+                    throw BenchmarkFailure(description: "Watch did not end on the last value")
+                }
                 return seen
             }
         )
@@ -244,7 +266,10 @@ func watch(_ n: Int, receivers: Int) async throws -> Outcome {
     _ = consume sender
     var observed: [Int] = []
     for task in tasks { observed.append(try await task.value) }
-    return Outcome(operations: n, note: "changes seen per receiver: \(observed.map(String.init).joined(separator: ", "))")
+    return Outcome(
+        operations: n,
+        note: "changes seen per receiver: \(observed.map(String.init).joined(separator: ", "))"
+    )
 }
 
 /// Carries a noncopyable oneshot sender into a new task (an escaping closure cannot capture a `~Copyable` value).

@@ -18,11 +18,16 @@ final class ThreadExecutor: TaskExecutor, @unchecked Sendable {
     init() {
         let box = Unmanaged.passRetained(self).toOpaque()
         var t = pthread_t()
-        pthread_create(&t, nil, { arg in
-            let executor = Unmanaged<ThreadExecutor>.fromOpaque(arg!).takeRetainedValue()
-            executor.run()
-            return nil
-        }, box)
+        pthread_create(
+            &t,
+            nil,
+            { arg in
+                let executor = Unmanaged<ThreadExecutor>.fromOpaque(arg!).takeRetainedValue()
+                executor.run()
+                return nil
+            },
+            box
+        )
         self.thread = t  // written before any job can be enqueued: init returns only after this
     }
 
@@ -44,7 +49,9 @@ final class ThreadExecutor: TaskExecutor, @unchecked Sendable {
                 for job in batch { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
                 batch.removeAll(keepingCapacity: true)
             }
-            let remote = self.lock.withLock { q -> [UnownedJob] in let r = q; q.removeAll(); return r }
+            let remote = self.lock.withLock { q -> [UnownedJob] in
+                let r = q; q.removeAll(); return r
+            }
             if !remote.isEmpty { self.local.append(contentsOf: remote); continue }
             self.sleeping.store(true, ordering: .sequentiallyConsistent)
             let again = self.lock.withLock { !$0.isEmpty }

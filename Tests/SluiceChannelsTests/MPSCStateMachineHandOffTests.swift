@@ -17,7 +17,11 @@ struct MPSCStateMachineHandOffTests {
         let id = machine.send(value, mayWait: true).suspendID!
         let parked = await ParkedContinuation<MPSCSendOutcome>.make()
         let (action, _) = machine.sendSuspended(
-            id: id, value: value, continuation: parked.continuation, isCancelled: false)
+            id: id,
+            value: value,
+            continuation: parked.continuation,
+            isCancelled: false
+        )
         #expect(action.resumption == nil)
         return (id, parked)
     }
@@ -28,7 +32,8 @@ struct MPSCStateMachineHandOffTests {
         let id = machine.receive(mayWait: true).suspendID!
         let parked = await ParkedContinuation<MPSCReceiveOutcome>.make()
         #expect(
-            machine.receiveSuspended(id: id, continuation: parked.continuation, isCancelled: false).resumption == nil)
+            machine.receiveSuspended(id: id, continuation: parked.continuation, isCancelled: false).resumption == nil
+        )
         return (id, parked)
     }
 

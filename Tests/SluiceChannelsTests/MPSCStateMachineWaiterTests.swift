@@ -22,7 +22,11 @@ struct MPSCStateMachineWaiterTests {
         #expect(id != 0, "the machine should have said suspend", sourceLocation: sourceLocation)
         let parked = await ParkedContinuation<MPSCSendOutcome>.make()
         let (action, receiver) = machine.sendSuspended(
-            id: id, value: value, continuation: parked.continuation, isCancelled: false)
+            id: id,
+            value: value,
+            continuation: parked.continuation,
+            isCancelled: false
+        )
         #expect(action.resumption == nil, "the sender should have been stored", sourceLocation: sourceLocation)
         #expect(receiver == nil, sourceLocation: sourceLocation)
         return (id, parked)
@@ -112,7 +116,11 @@ struct MPSCStateMachineWaiterTests {
         #expect(machine.receive(mayWait: true).value == 0)
         let parked = await ParkedContinuation<MPSCSendOutcome>.make()
         let (action, receiver) = machine.sendSuspended(
-            id: id, value: 1, continuation: parked.continuation, isCancelled: false)
+            id: id,
+            value: 1,
+            continuation: parked.continuation,
+            isCancelled: false
+        )
         // Then it is resumed as sent, and the value is buffered
         #expect(receiver == nil)
         #expect(action.resumption?.outcome == .sent)
@@ -130,7 +138,11 @@ struct MPSCStateMachineWaiterTests {
         let receiver = await Self.parkReceiver(&machine).parked
         let parked = await ParkedContinuation<MPSCSendOutcome>.make()
         let (action, resumedReceiver) = machine.sendSuspended(
-            id: id, value: 1, continuation: parked.continuation, isCancelled: false)
+            id: id,
+            value: 1,
+            continuation: parked.continuation,
+            isCancelled: false
+        )
         #expect(action.resumption?.outcome == .sent)
         action.resumption?.resume()
         resumedReceiver?.resume()
@@ -146,7 +158,11 @@ struct MPSCStateMachineWaiterTests {
         let id = machine.send(1, mayWait: true).suspendID!
         let cancelled = await ParkedContinuation<MPSCSendOutcome>.make()
         let (action, _) = machine.sendSuspended(
-            id: id, value: 1, continuation: cancelled.continuation, isCancelled: true)
+            id: id,
+            value: 1,
+            continuation: cancelled.continuation,
+            isCancelled: true
+        )
         #expect(action.resumption?.outcome == .cancelled)
         action.resumption?.resume()
         #expect(await cancelled.outcome() == .cancelled)
@@ -158,7 +174,11 @@ struct MPSCStateMachineWaiterTests {
         _ = machine.receiverClosed()
         let closed = await ParkedContinuation<MPSCSendOutcome>.make()
         let (action2, _) = machine.sendSuspended(
-            id: id2, value: 2, continuation: closed.continuation, isCancelled: false)
+            id: id2,
+            value: 2,
+            continuation: closed.continuation,
+            isCancelled: false
+        )
         #expect(action2.resumption?.outcome == .closed)
         action2.resumption?.resume()
         #expect(await closed.outcome() == .closed)

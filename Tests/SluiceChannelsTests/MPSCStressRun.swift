@@ -84,7 +84,8 @@ struct MPSCStressRun {
             let producerSender = sender!
             let run = self
             producerProbes.append(
-                harness.spawn { await run.produce(index, producerSender, harness, aborting) })
+                harness.spawn { await run.produce(index, producerSender, harness, aborting) }
+            )
         }
         sender = nil  // from now on only the producers hold the sender
         let run = self
@@ -116,7 +117,8 @@ struct MPSCStressRun {
                 """
                 deadlock (\(self.label)): \(parked) producers parked, consumer \
                 \(consumer.isFinished ? "finished" : "parked"), \(buffered) values buffered; \(diagnosis)
-                """)
+                """
+            )
             aborting.set()
             harness.cancelAll()
             await harness.quiesce()
@@ -137,12 +139,15 @@ struct MPSCStressRun {
             let mine = consumed.received.filter { $0 / 1_000_000 == index }
             #expect(
                 mine == log.delivered,
-                "producer \(index): received exactly its successful sends, once each, in order (\(self.label))")
+                "producer \(index): received exactly its successful sends, once each, in order (\(self.label))"
+            )
         }
         #expect(consumed.received.count == logs.reduce(0) { $0 + $1.delivered.count }, "\(self.label)")
         if let capacity { #expect(consumed.maxBuffered <= capacity, "\(self.label)") }
         return MPSCStressCoverage(
-            cancelledSends: logs.reduce(0) { $0 + $1.cancelled }, cancelledReceives: consumed.cancelledReceives)
+            cancelledSends: logs.reduce(0) { $0 + $1.cancelled },
+            cancelledReceives: consumed.cancelledReceives
+        )
     }
 
     // MARK: Producer

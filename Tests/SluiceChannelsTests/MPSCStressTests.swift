@@ -55,7 +55,12 @@ struct MPSCStressTests {
             for threads in [1, 2] {
                 let closeAt = Int(seed % 7) * 60 + 40
                 let run = MPSCStressRun(
-                    seed: seed, capacity: capacity, threads: threads, permits: false, closeAt: closeAt)
+                    seed: seed,
+                    capacity: capacity,
+                    threads: threads,
+                    permits: false,
+                    closeAt: closeAt
+                )
                 coverage += await run.run()
             }
         }

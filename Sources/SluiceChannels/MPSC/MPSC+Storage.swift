@@ -1,7 +1,5 @@
 public import Synchronization
 
-
-
 extension MPSC {
     /// The shared core of one channel: the state machine behind a lock, and the code that acts on its answers.
     ///
