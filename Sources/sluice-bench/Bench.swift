@@ -11,6 +11,8 @@ struct Bench {
           channels [--count N] [--runs R] [--only NAME]
                                                SluiceChannels against the toolchain's AsyncStream in the same run
                                                (N values per workload, default 2000000; median of R runs, default 1)
+          locks [--count N]                    the floor under cross-thread channels: a bounded ring between two
+                                               threads under Mutex, a spinlock, and lock-free (default N 20000000)
           alloc-check [--count N]              steady-state send/receive with no waiting; run under valgrind to
                                                count allocations (see docs/BENCHMARKS.md)
         """
@@ -33,6 +35,9 @@ struct Bench {
                         only: options.string("only"),
                         runs: options.int("runs")
                     ).run()
+                case "locks":
+                    let options = try Options(arguments, defaults: ["count": "20000000"])
+                    LockFloors(count: try options.int("count")).run()
                 case "alloc-check":
                     let options = try Options(arguments, defaults: ["count": "100000"])
                     try await AllocationCheck(count: options.int("count")).run()
