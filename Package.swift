@@ -12,13 +12,21 @@ let package = Package(
     name: "Sluice",
     products: [
         .library(name: "SluiceChannels", targets: ["SluiceChannels"]),
+        .library(name: "SluiceIO", targets: ["SluiceIO"]),
         .executable(name: "sluice-bench", targets: ["sluice-bench"]),
     ],
     targets: [
         .target(name: "SluiceChannels", swiftSettings: strictSettings),
+        .target(name: "CSluiceLinux"),
+        .target(name: "SluiceIO", dependencies: ["CSluiceLinux", "SluiceChannels"], swiftSettings: strictSettings),
         .executableTarget(
             name: "sluice-bench",
             dependencies: ["SluiceChannels"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SluiceIOTests",
+            dependencies: ["SluiceIO"],
             swiftSettings: strictSettings
         ),
         .testTarget(

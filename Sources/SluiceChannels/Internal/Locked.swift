@@ -11,17 +11,17 @@ public import Synchronization
 /// Inlinable, like everything on the channels' hot paths, so that clients specialize channel code for their
 /// element type instead of running it through generic metadata (measured: 14× on MPSC 1→1, see BENCHMARKS.md).
 @usableFromInline
-struct Locked<State: ~Copyable>: ~Copyable, Sendable {
+package struct Locked<State: ~Copyable>: ~Copyable, Sendable {
     @usableFromInline let mutex: Mutex<State>
     /// Carries no data: only the ordering of its loads and stores matters (see above).
     @usableFromInline let handoff = Atomic<UInt8>(0)
 
     @inlinable
-    init(_ state: consuming sending State) { self.mutex = Mutex(state) }
+    package init(_ state: consuming sending State) { self.mutex = Mutex(state) }
 
     /// Runs `body` with exclusive access to the state. Never resume a continuation or await inside `body`.
     @inlinable @inline(__always)
-    func withLock<Result: ~Copyable, Failure: Error>(
+    package func withLock<Result: ~Copyable, Failure: Error>(
         _ body: (inout sending State) throws(Failure) -> sending Result
     ) throws(Failure) -> sending Result {
         try self.mutex.withLock { (state: inout sending State) throws(Failure) -> sending Result in

@@ -1,0 +1,234 @@
+import CSluiceLinux
+import Glibc
+import SluiceChannels
+import Synchronization
+
+/// One event-loop thread: an edge-triggered epoll instance, and the `TaskExecutor` that runs the tasks of the
+/// connections it owns, on that same thread.
+///
+/// Running a connection's tasks on the thread that polls its socket means a readiness event resumes the waiting
+/// task without a thread hop: the loop resumes the continuation, the task's next job lands in this loop's own
+/// queue, and the loop runs it before polling again. Work enqueued from other threads goes into a locked queue,
+/// and an `eventfd` wakes the loop if it is asleep in `epoll_wait`.
+///
+/// Start tasks on a loop with `Task(executorPreference: loop) { … }`.
+public final class EventLoop: TaskExecutor, @unchecked Sendable {
+    // @unchecked: `local`, `tick` and `stopping`-after-exit are touched only on the loop thread; everything shared
+    // with other threads is a `Mutex` or an `Atomic`. This is the one unchecked escape in SluiceIO.
+
+    /// The epoll instance; owned by this loop, closed when the loop thread exits.
+    let epoll: Int32
+    /// An eventfd registered for readability: a write from any thread wakes `epoll_wait`.
+    private let wakeup: Int32
+    /// Jobs enqueued from other threads, moved into `local` by the loop.
+    private let remote = Locked<[UnownedJob]>([])
+    /// Jobs enqueued on the loop thread itself; touched only there.
+    private var local: [UnownedJob] = []
+    /// True while the loop is (about to be) blocked in `epoll_wait`: enqueuers must then write the eventfd.
+    private let sleeping = Atomic<Bool>(false)
+    /// Set when a wake-up write is already in flight, so a burst of enqueues writes the eventfd once.
+    private let wakeupPending = Atomic<Bool>(false)
+    /// Set by `shutdown()`; the loop exits after running what is queued.
+    private let stopping = Atomic<Bool>(false)
+    /// Incremented once per `epoll_wait` return; stamped on the readiness it reports (see `Registration`).
+    private var tick: UInt64 = 0
+    /// Registered sockets by slot; epoll user data is `slot | generation << 32`.
+    private let slots = Locked(SlotTable())
+    /// The loop's name, for thread names and logs.
+    public let name: String
+    private var thread = pthread_t()
+
+    /// Creates the loop and starts its thread.
+    public init(name: String) throws(IOError) {
+        self.name = name
+        self.epoll = try checked("epoll_create1") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
+        self.wakeup = try checked("eventfd") { eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC)) }
+        var event = epoll_event()
+        event.events = EPOLLIN.rawValue | EPOLLET.rawValue
+        event.data.u64 = UInt64.max  // the wake-up fd's marker
+        _ = try checked("epoll_ctl(ADD wakeup)") { epoll_ctl(self.epoll, EPOLL_CTL_ADD, self.wakeup, &event) }
+        let me = Unmanaged.passRetained(self).toOpaque()
+        let created = pthread_create(
+            &self.thread,
+            nil,
+            { argument in
+                let loop = Unmanaged<EventLoop>.fromOpaque(argument!).takeRetainedValue()
+                loop.run()
+                return nil
+            },
+            me
+        )
+        precondition(created == 0, "pthread_create failed for event loop \(name): \(created)")
+        // Nobody joins a loop: `shutdown()` ends it and its thread frees itself.
+        pthread_detach(self.thread)
+    }
+
+    // MARK: - TaskExecutor
+
+    public func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        if self.isCurrent {
+            self.local.append(job)
+            return
+        }
+        self.remote.withLock { $0.append(job) }
+        self.wakeUpIfSleeping()
+    }
+
+    /// True on this loop's own thread.
+    public var isCurrent: Bool {
+        pthread_getspecific(currentLoopKey) == Unmanaged.passUnretained(self).toOpaque()
+    }
+
+    private func wakeUpIfSleeping() {
+        guard self.sleeping.load(ordering: .sequentiallyConsistent) else { return }
+        guard !self.wakeupPending.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        var one: UInt64 = 1
+        _ = try? syscall("write(eventfd)") { write(self.wakeup, &one, 8) }
+    }
+
+    /// Stops the loop after the jobs already queued; its thread then exits and closes the epoll instance.
+    public func shutdown() {
+        // Store, then look: the loop announces sleep, then looks at `stopping`; one of us sees the other.
+        self.stopping.store(true, ordering: .sequentiallyConsistent)
+        self.wakeUpIfSleeping()
+    }
+
+    // MARK: - Registrations
+
+    /// Registers `fd` for edge-triggered read and write readiness.
+    func register(_ fd: Int32) throws(IOError) -> (Registration, token: UInt64) {
+        let registration = Registration()
+        let token = self.slots.withLock { $0.insert(registration) }
+        var event = epoll_event()
+        event.events = EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue
+        event.data.u64 = token
+        do {
+            _ = try checked("epoll_ctl(ADD)") { epoll_ctl(self.epoll, EPOLL_CTL_ADD, fd, &event) }
+        } catch {
+            _ = self.slots.withLock { $0.remove(token) }
+            throw error
+        }
+        return (registration, token)
+    }
+
+    /// Forgets `fd`: later events carrying `token` are dropped (its slot's generation moves on), and waiters end.
+    func deregister(_ fd: Int32, token: UInt64) {
+        var event = epoll_event()
+        _ = try? syscall("epoll_ctl(DEL)") { epoll_ctl(self.epoll, EPOLL_CTL_DEL, fd, &event) }
+        self.slots.withLock { $0.remove(token) }?.close()
+    }
+
+    // MARK: - The loop
+
+    private func run() {
+        pthread_setspecific(currentLoopKey, Unmanaged.passUnretained(self).toOpaque())
+        var events = [epoll_event](repeating: epoll_event(), count: 256)
+        var batch: [UnownedJob] = []
+        while true {
+            // Run everything that is ready, including what those jobs enqueue on this thread.
+            while !self.local.isEmpty {
+                swap(&batch, &self.local)
+                for job in batch { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+                batch.removeAll(keepingCapacity: true)
+            }
+            self.remote.withLock { remote in
+                self.local.append(contentsOf: remote)
+                remote.removeAll(keepingCapacity: true)
+            }
+            if !self.local.isEmpty {
+                self.poll(&events, timeout: 0)  // jobs are waiting: look at sockets without blocking
+                continue
+            }
+            if self.stopping.load(ordering: .sequentiallyConsistent) { break }
+            // Nothing to run: announce sleep, re-check the remote queue (an enqueuer that missed the flag put its
+            // job there before we look), then block.
+            self.sleeping.store(true, ordering: .sequentiallyConsistent)
+            let queued = self.remote.withLock { !$0.isEmpty }
+            if !queued && !self.stopping.load(ordering: .sequentiallyConsistent) {
+                self.poll(&events, timeout: -1)
+            }
+            self.sleeping.store(false, ordering: .sequentiallyConsistent)
+        }
+        close(self.epoll)
+        close(self.wakeup)
+    }
+
+    /// One `epoll_wait`; marks readiness on registrations, which resume waiting tasks onto the job queues.
+    private func poll(_ events: inout [epoll_event], timeout: Int32) {
+        let count = events.withUnsafeMutableBufferPointer { buffer in
+            (try? checked("epoll_wait") { epoll_wait(self.epoll, buffer.baseAddress, Int32(buffer.count), timeout) })
+                ?? 0
+        }
+        guard count > 0 else { return }
+        self.tick &+= 1
+        // Look every registration up under one lock; stale tokens (closed, slot reused) find nothing.
+        var ready: [(Registration, readable: Bool, writable: Bool)] = []
+        ready.reserveCapacity(Int(count))
+        self.slots.withLock { slots in
+            for event in events[0..<Int(count)] {
+                let token = event.data.u64
+                if token == UInt64.max {
+                    var value: UInt64 = 0
+                    _ = read(self.wakeup, &value, 8)
+                    self.wakeupPending.store(false, ordering: .releasing)
+                    continue
+                }
+                guard let registration = slots.lookup(token) else { continue }
+                let bits = event.events
+                let failed = bits & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0
+                let readable = failed || bits & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue) != 0
+                let writable = failed || bits & EPOLLOUT.rawValue != 0
+                ready.append((registration, readable, writable))
+            }
+        }
+        for (registration, readable, writable) in ready {
+            registration.eventsArrived(readable: readable, writable: writable, tick: self.tick)
+        }
+        if Int(count) == events.count { events.append(contentsOf: repeatElement(epoll_event(), count: events.count)) }
+    }
+}
+
+/// Which loop, if any, owns the current thread.
+private let currentLoopKey: pthread_key_t = {
+    var key = pthread_key_t()
+    pthread_key_create(&key, nil)
+    return key
+}()
+
+/// Registrations by slot, with a generation per slot so that a token from a closed registration never finds the
+/// registration that reused its slot.
+struct SlotTable {
+    private var entries: [(generation: UInt32, registration: Registration?)] = []
+    private var free: [Int] = []
+
+    mutating func insert(_ registration: Registration) -> UInt64 {
+        let slot: Int
+        if let reused = self.free.popLast() {
+            slot = reused
+        } else {
+            slot = self.entries.count
+            self.entries.append((0, nil))
+        }
+        self.entries[slot].generation &+= 1
+        self.entries[slot].registration = registration
+        return UInt64(slot) | UInt64(self.entries[slot].generation) << 32
+    }
+
+    func lookup(_ token: UInt64) -> Registration? {
+        let slot = Int(token & 0xFFFF_FFFF)
+        guard slot < self.entries.count, self.entries[slot].generation == UInt32(token >> 32) else { return nil }
+        return self.entries[slot].registration
+    }
+
+    mutating func remove(_ token: UInt64) -> Registration? {
+        let slot = Int(token & 0xFFFF_FFFF)
+        guard slot < self.entries.count, self.entries[slot].generation == UInt32(token >> 32),
+            let registration = self.entries[slot].registration
+        else { return nil }
+        self.entries[slot].registration = nil
+        self.entries[slot].generation &+= 1  // events already in flight for this token are now stale
+        self.free.append(slot)
+        return registration
+    }
+}

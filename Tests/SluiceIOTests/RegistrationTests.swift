@@ -1,0 +1,78 @@
+import Glibc
+import Testing
+
+@testable import SluiceIO
+
+@Suite("Readiness bookkeeping")
+struct RegistrationTests {
+    @Test("an event that lands between EAGAIN and the clear is not lost (the edge-triggered race)")
+    func readinessRefreshedAfterSnapshotSurvivesClear() async throws {
+        // Given a socket that was readable at tick 1
+        let registration = Registration()
+        registration.eventsArrived(readable: true, writable: false, tick: 1)
+        // When a reader snapshots tick 1, its read returns EAGAIN, and before it clears, new data arrives (tick 2)
+        let snapshot = registration.tick(.read)
+        registration.eventsArrived(readable: true, writable: false, tick: 2)
+        registration.clearReadiness(.read, ifTick: snapshot)
+        // Then the readiness survived: the wait returns at once instead of sleeping through the only edge
+        try await registration.waitUntilReady(.read)
+    }
+
+    @Test("a clear with the current tick forgets readiness, so the next wait suspends until an event")
+    func clearWithCurrentTickForgets() async throws {
+        let registration = Registration()
+        registration.eventsArrived(readable: true, writable: false, tick: 1)
+        registration.clearReadiness(.read, ifTick: registration.tick(.read))
+        let waiter = Task { try await registration.waitUntilReady(.read) }
+        // The waiter cannot finish until an event arrives; deliver one and it must.
+        for _ in 0..<1000 { await Task.yield() }
+        registration.eventsArrived(readable: true, writable: false, tick: 2)
+        try await waiter.value
+    }
+
+    @Test("a stale token from a closed registration finds nothing, even after its slot is reused")
+    func staleTokens() {
+        var table = SlotTable()
+        let first = Registration()
+        let token = table.insert(first)
+        #expect(table.lookup(token) === first)
+        #expect(table.remove(token) === first)
+        let second = Registration()
+        let reused = table.insert(second)
+        #expect(reused & 0xFFFF_FFFF == token & 0xFFFF_FFFF, "the slot is reused")
+        #expect(table.lookup(token) == nil, "the old token is stale")
+        #expect(table.lookup(reused) === second)
+    }
+
+    @Test("a closed registration fails current and later waits")
+    func closeFailsWaits() async throws {
+        let registration = Registration()
+        let waiter = Task { try await registration.waitUntilReady(.write) }
+        for _ in 0..<100 { await Task.yield() }
+        registration.close()
+        await #expect(throws: IOError.self) { try await waiter.value }
+        await #expect(throws: IOError.self) { try await registration.waitUntilReady(.read) }
+    }
+
+    @Test("the syscall wrapper retries nothing on success, maps EAGAIN to wouldBlock and names other failures")
+    func syscallWrapper() throws {
+        #expect(try syscall("ok") { 5 } == .processed(5))
+        #expect(
+            try syscall("eagain") { () -> Int in
+                Glibc.errno = EAGAIN; return -1
+            } == .wouldBlock
+        )
+        #expect(throws: IOError(errno: ECONNREFUSED, operation: "connect")) {
+            _ = try syscall("connect") { () -> Int in
+                Glibc.errno = ECONNREFUSED; return -1
+            }
+        }
+        var calls = 0
+        let result = try syscall("interrupted") { () -> Int in
+            calls += 1
+            if calls == 1 { Glibc.errno = EINTR; return -1 }
+            return 7
+        }
+        #expect(result == .processed(7) && calls == 2)
+    }
+}
