@@ -203,7 +203,7 @@ struct AsyncSemaphoreStateMachineTests {
 
     @Test("random events match a sequential model of a FIFO semaphore", arguments: [1, 2, 3, 4, 5] as [UInt64])
     func randomAgainstModel(seed: UInt64) {
-        var random = AsyncSemaphoreTestSupport.SplitMix64(seed: seed)
+        var random = TestSupport.SplitMix64(seed: seed)
         let initial = Int.random(in: 0...6, using: &random)
         var machine = Machine(permits: initial)
         // The model: free units, the queue as (id, token, count), and whether it is closed.

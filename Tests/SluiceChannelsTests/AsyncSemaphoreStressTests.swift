@@ -63,7 +63,7 @@ struct AsyncSemaphoreStressTests {
         }
     }
 
-    private static func makePlans(count: Int, total: Int, using random: inout Support.SplitMix64) -> [Plan] {
+    private static func makePlans(count: Int, total: Int, using random: inout TestSupport.SplitMix64) -> [Plan] {
         (0..<count).map { index in
             Plan(
                 count: Int.random(in: 1...total, using: &random),
@@ -112,7 +112,7 @@ struct AsyncSemaphoreStressTests {
         total: Int,
         gauge: Gauge,
         closeAfterSpawn: Int?,
-        using random: inout Support.SplitMix64
+        using random: inout TestSupport.SplitMix64
     ) async -> [(outcome: Outcome, cancelled: Bool, spawnedAfterClose: Bool)] {
         var tasks: [Task<Outcome, Never>] = []
         var cancelled = Array(repeating: false, count: plans.count)
@@ -154,7 +154,7 @@ struct AsyncSemaphoreStressTests {
     )
     func randomTasks(seed: UInt64) async {
         // Given a semaphore of a random size and 300 planned tasks, about one in five to be cancelled
-        var random = Support.SplitMix64(seed: seed)
+        var random = TestSupport.SplitMix64(seed: seed)
         let total = Int.random(in: 1...8, using: &random)
         let semaphore = AsyncSemaphore(permits: total)
         let gauge = Gauge()
@@ -190,7 +190,7 @@ struct AsyncSemaphoreStressTests {
     )
     func randomTasksWithClose(seed: UInt64) async {
         // Given the same kind of run, closed after a random spawn
-        var random = Support.SplitMix64(seed: seed)
+        var random = TestSupport.SplitMix64(seed: seed)
         let total = Int.random(in: 1...8, using: &random)
         let semaphore = AsyncSemaphore(permits: total)
         let gauge = Gauge()

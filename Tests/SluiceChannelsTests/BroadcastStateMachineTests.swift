@@ -323,7 +323,7 @@ struct BroadcastStateMachineTests {
     func randomAgainstModel(seed: UInt64) {
         // The model: every value sent is its position; a receiver is a cursor; a receiver more than `capacity`
         // behind lags by exactly the distance to the oldest held position.
-        var random = BroadcastTestSupport.SplitMix64(seed: seed)
+        var random = TestSupport.SplitMix64(seed: seed)
         let capacity = Int.random(in: 1...5, using: &random)
         var machine = Machine(capacity: capacity)
         var sent = 0

@@ -6,7 +6,7 @@ import Testing
 /// polling, cancelled and retried, dropped midway), checked value by value against what was sent.
 @Suite("Broadcast stress")
 struct BroadcastStressTests {
-    typealias SplitMix64 = BroadcastTestSupport.SplitMix64
+    typealias SplitMix64 = TestSupport.SplitMix64
     typealias Receiver = Broadcast<Int>.Receiver
 
     /// How a receiver task behaves.

@@ -274,7 +274,7 @@ struct BroadcastTests {
                 }
             }
         }
-        await BroadcastTestSupport.waitUntil("both receivers wait") { first.storage.waiterCount == 2 }
+        await TestSupport.waitUntil("both receivers wait") { first.storage.waiterCount == 2 }
         // When the sender is dropped
         sender = nil
         #expect(sender == nil)
@@ -291,7 +291,7 @@ struct BroadcastTests {
         let (sender, first) = Broadcast<Payload>.channel(capacity: 4)
         let receivers = [first, sender.subscribe(), sender.subscribe()]
         let tasks = receivers.map { receiver in Task { try await receiver.recv() } }
-        await BroadcastTestSupport.waitUntil("three receivers wait") { first.storage.waiterCount == 3 }
+        await TestSupport.waitUntil("three receivers wait") { first.storage.waiterCount == 3 }
         // When one payload is sent
         let payload = Payload(42)
         #expect(sender.send(payload) == 3)
@@ -306,9 +306,9 @@ struct BroadcastTests {
         // Given two tasks waiting on the same receiver, the first one suspended first
         let (sender, receiver) = Broadcast<Int>.channel(capacity: 4)
         let older = Task { try await receiver.recv() }
-        await BroadcastTestSupport.waitUntil("the first task waits") { receiver.storage.waiterCount == 1 }
+        await TestSupport.waitUntil("the first task waits") { receiver.storage.waiterCount == 1 }
         let newer = Task { try await receiver.recv() }
-        await BroadcastTestSupport.waitUntil("both tasks wait") { receiver.storage.waiterCount == 2 }
+        await TestSupport.waitUntil("both tasks wait") { receiver.storage.waiterCount == 2 }
         // When one value is sent, only the older task gets it
         sender.send(1)
         #expect(try await older.value == 1)
@@ -359,7 +359,7 @@ struct BroadcastTests {
             _ = try await receiver.recv(upTo: 4, into: &values)
             return values
         }
-        await BroadcastTestSupport.waitUntil("the batch waits") { receiver.storage.waiterCount == 1 }
+        await TestSupport.waitUntil("the batch waits") { receiver.storage.waiterCount == 1 }
         // When a value is sent, then the batch returns with it
         sender.send(7)
         let values = try await task.value
@@ -410,7 +410,7 @@ struct BroadcastTests {
             var values: [Int] = []
             return try await receiver.recv(upTo: 4, into: &values)
         }
-        await BroadcastTestSupport.waitUntil("both wait") { receiver.storage.waiterCount == 2 }
+        await TestSupport.waitUntil("both wait") { receiver.storage.waiterCount == 2 }
         // When both tasks are cancelled
         single.cancel()
         batch.cancel()
@@ -431,7 +431,7 @@ struct BroadcastTests {
         for round in 0..<200 {
             // Given a suspended recv
             let task = Task { try await receiver.recv() }
-            await BroadcastTestSupport.waitUntil("round \(round) waits") { receiver.storage.waiterCount == 1 }
+            await TestSupport.waitUntil("round \(round) waits") { receiver.storage.waiterCount == 1 }
             // When a send and a cancel happen at about the same time
             async let sent = sender.send(round)
             task.cancel()

@@ -277,7 +277,7 @@ struct OneshotStateMachineTests {
 
     @Test("the waiter list keeps arrival order across its inline slot and its overflow")
     func waiterListOrder() {
-        var list = Oneshot<Int>.WaiterList<Int>()
+        var list = WaiterList<Int>()
         #expect(list.isEmpty)
         for waiter in 1...4 { list.append(waiter) }
         #expect(list.count == 4)
@@ -285,11 +285,11 @@ struct OneshotStateMachineTests {
         #expect(list.removeFirst(where: { $0 == 3 }) == 3)
         #expect(list.removeFirst(where: { $0 == 9 }) == nil)
         var order: [Int] = []
-        list.forEachOldestFirst { order.append($0) }
+        list.forEach { order.append($0) }
         #expect(order == [2, 4])
         list.append(5)
         order = []
-        list.forEachOldestFirst { order.append($0) }
+        list.forEach { order.append($0) }
         #expect(order == [2, 4, 5])
     }
 }

@@ -77,7 +77,7 @@ struct OneshotStressTests {
         arguments: [UInt64(7), 11, 0x5EED]
     )
     func randomPairs(seed: UInt64) async {
-        var random = Support.SplitMix64(seed: seed)
+        var random = TestSupport.SplitMix64(seed: seed)
         let census = Census()
 
         var sendTasks: [Task<SendResult, Never>] = []

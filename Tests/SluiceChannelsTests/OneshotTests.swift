@@ -73,7 +73,7 @@ struct OneshotTests {
         let holder = SenderHolder(channel.sender)
         let receiver = channel.receiver
         let waiting = Task { await Self.value(receiver) }
-        await Support.waitUntil("the receiver waits") { receiver.storage.receiveWaiterCount == 1 }
+        await TestSupport.waitUntil("the receiver waits") { receiver.storage.receiveWaiterCount == 1 }
         // When
         try? holder.take()?.send(2)
         // Then
@@ -97,7 +97,7 @@ struct OneshotTests {
         let holder = SenderHolder(channel.sender)
         let receiver = channel.receiver
         let tasks = (0..<3).map { _ in Task { await Self.value(receiver) } }
-        await Support.waitUntil("three tasks wait") { receiver.storage.receiveWaiterCount == 3 }
+        await TestSupport.waitUntil("three tasks wait") { receiver.storage.receiveWaiterCount == 3 }
         try? holder.take()?.send(4)
         for task in tasks { #expect(await task.value == .value(4)) }
     }
@@ -109,7 +109,7 @@ struct OneshotTests {
         let holder = SenderHolder(channel.sender)
         let receiver = channel.receiver
         let waiting = Task { await Self.value(receiver) }
-        await Support.waitUntil("the receiver waits") { receiver.storage.receiveWaiterCount == 1 }
+        await TestSupport.waitUntil("the receiver waits") { receiver.storage.receiveWaiterCount == 1 }
         // When the sender is dropped unsent
         _ = holder.take()
         // Then
@@ -187,7 +187,7 @@ struct OneshotTests {
         let sender = channel.sender
         let receiver = channel.receiver
         let waiting = Task { await Self.value(receiver) }
-        await Support.waitUntil("the receiver waits") { receiver.storage.receiveWaiterCount == 1 }
+        await TestSupport.waitUntil("the receiver waits") { receiver.storage.receiveWaiterCount == 1 }
         receiver.close()
         #expect(await waiting.value == .senderDropped)
         #expect(await Self.value(receiver) == .senderDropped)
@@ -241,7 +241,7 @@ struct OneshotTests {
                 return false
             }
         }
-        await Support.waitUntil("closed() waits") { storage?.closedWaiterCount == 1 }
+        await TestSupport.waitUntil("closed() waits") { storage?.closedWaiterCount == 1 }
         Support.drop(&receiver)
         #expect(await waiting.value)
     }
@@ -259,7 +259,7 @@ struct OneshotTests {
                 return false
             }
         }
-        await Support.waitUntil("closed() waits") { receiver.storage.closedWaiterCount == 1 }
+        await TestSupport.waitUntil("closed() waits") { receiver.storage.closedWaiterCount == 1 }
         receiver.close()
         #expect(await waiting.value)
     }
@@ -300,7 +300,7 @@ struct OneshotTests {
                 return true
             }
         }
-        await Support.waitUntil("closed() waits") { receiver.storage.closedWaiterCount == 1 }
+        await TestSupport.waitUntil("closed() waits") { receiver.storage.closedWaiterCount == 1 }
         task.cancel()
         #expect(await task.value)
         #expect(receiver.storage.closedWaiterCount == 0)
@@ -343,7 +343,7 @@ struct OneshotTests {
         let sender = channel.sender
         let receiver = channel.receiver
         let task = Task { await Self.value(receiver) }
-        await Support.waitUntil("the receiver waits") { receiver.storage.receiveWaiterCount == 1 }
+        await TestSupport.waitUntil("the receiver waits") { receiver.storage.receiveWaiterCount == 1 }
         task.cancel()
         #expect(await task.value == .cancelled)
         #expect(receiver.storage.receiveWaiterCount == 0)
@@ -358,7 +358,7 @@ struct OneshotTests {
         let receiver = channel.receiver
         let cancelled = Task { await Self.value(receiver) }
         let others = (0..<2).map { _ in Task { await Self.value(receiver) } }
-        await Support.waitUntil("three tasks wait") { receiver.storage.receiveWaiterCount == 3 }
+        await TestSupport.waitUntil("three tasks wait") { receiver.storage.receiveWaiterCount == 3 }
         cancelled.cancel()
         #expect(await cancelled.value == .cancelled)
         #expect(receiver.storage.receiveWaiterCount == 2)

@@ -12,7 +12,7 @@ struct WatchSenderTests {
         // Given a receiver waiting in changed()
         let (sender, receiver) = Watch<Int>.channel(0)
         let waiting = Task { await WatchTests.changed(receiver) }
-        await Support.waitUntil("the receiver waits") { receiver.storage.changeWaiterCount == 1 }
+        await TestSupport.waitUntil("the receiver waits") { receiver.storage.changeWaiterCount == 1 }
         // When
         sender.send(1)
         // Then
@@ -97,7 +97,7 @@ struct WatchSenderTests {
         #expect(try receiver.hasChanged() == false)
         #expect(receiver.borrow() == 1)
         let waiting = Task { await WatchTests.changed(receiver) }
-        await Support.waitUntil("the receiver waits") { receiver.storage.changeWaiterCount == 1 }
+        await TestSupport.waitUntil("the receiver waits") { receiver.storage.changeWaiterCount == 1 }
         sender.send(2)
         #expect(await waiting.value == .changed)
     }
@@ -164,7 +164,7 @@ struct WatchSenderTests {
                 return false
             }
         }
-        await Support.waitUntil("closed() waits") { sender.storage.closedWaiterCount == 1 }
+        await TestSupport.waitUntil("closed() waits") { sender.storage.closedWaiterCount == 1 }
         // When one goes, it still waits
         Support.drop(&first)
         #expect(sender.storage.closedWaiterCount == 1)
@@ -202,7 +202,7 @@ struct WatchSenderTests {
                 return true
             }
         }
-        await Support.waitUntil("closed() waits") { sender.storage.closedWaiterCount == 1 }
+        await TestSupport.waitUntil("closed() waits") { sender.storage.closedWaiterCount == 1 }
         task.cancel()
         #expect(await task.value)
         #expect(sender.storage.closedWaiterCount == 0)
@@ -217,7 +217,7 @@ struct WatchSenderTests {
         let receiver: Watch<Int>.Receiver
         (sender, receiver) = Watch<Int>.channel(0)
         let waiting = Task { await WatchTests.changed(receiver) }
-        await Support.waitUntil("the receiver waits") { receiver.storage.changeWaiterCount == 1 }
+        await TestSupport.waitUntil("the receiver waits") { receiver.storage.changeWaiterCount == 1 }
         // When
         Support.drop(&sender)
         // Then

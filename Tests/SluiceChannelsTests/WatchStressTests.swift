@@ -53,7 +53,7 @@ struct WatchStressTests {
         ]
     )
     func counterWatchedByRandomReceivers(seed: UInt64) async {
-        var random = Support.SplitMix64(seed: seed)
+        var random = TestSupport.SplitMix64(seed: seed)
         let finalValue = Self.senders * Self.incrementsPerSender
 
         // Given a channel, its sender shared by reference with every sender task

@@ -81,7 +81,7 @@ struct WatchTests {
     func changedWaits() async {
         let (sender, receiver) = Watch<Int>.channel(0)
         let waiting = Task { await Self.changed(receiver) }
-        await Support.waitUntil("the receiver waits") { receiver.storage.changeWaiterCount == 1 }
+        await TestSupport.waitUntil("the receiver waits") { receiver.storage.changeWaiterCount == 1 }
         #expect(receiver.storage.changeWaiterCount == 1)
         sender.send(1)
         #expect(await waiting.value == .changed)
@@ -132,7 +132,7 @@ struct WatchTests {
         // Given a task waiting in changed()
         let (sender, receiver) = Watch<Int>.channel(0)
         let task = Task { await Self.changed(receiver) }
-        await Support.waitUntil("the receiver waits") { receiver.storage.changeWaiterCount == 1 }
+        await TestSupport.waitUntil("the receiver waits") { receiver.storage.changeWaiterCount == 1 }
         // When it is cancelled
         task.cancel()
         // Then
@@ -149,7 +149,7 @@ struct WatchTests {
     func sharedReceiverWakesEveryWaiter() async {
         let (sender, receiver) = Watch<Int>.channel(0)
         let tasks = (0..<3).map { _ in Task { await Self.changed(receiver) } }
-        await Support.waitUntil("three tasks wait") { receiver.storage.changeWaiterCount == 3 }
+        await TestSupport.waitUntil("three tasks wait") { receiver.storage.changeWaiterCount == 3 }
         sender.send(1)
         for task in tasks { #expect(await task.value == .changed) }
     }
@@ -202,7 +202,7 @@ struct WatchTests {
             for await value in receiver { values.append(value) }  // a new iterator: current value first
             return values
         }
-        await Support.waitUntil("the iterator waits") { receiver.storage.changeWaiterCount == 1 }
+        await TestSupport.waitUntil("the iterator waits") { receiver.storage.changeWaiterCount == 1 }
         sender?.send(13)
         sender?.send(14)
         Support.drop(&sender)
@@ -221,7 +221,7 @@ struct WatchTests {
             for await value in receiver { values.append(value) }
             return values
         }
-        await Support.waitUntil("the iterator waits") { receiver.storage.changeWaiterCount == 1 }
+        await TestSupport.waitUntil("the iterator waits") { receiver.storage.changeWaiterCount == 1 }
         task.cancel()
         #expect(await task.value == [0])
         sender.send(1)

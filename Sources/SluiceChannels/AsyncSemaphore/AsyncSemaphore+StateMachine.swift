@@ -1,6 +1,6 @@
 extension AsyncSemaphore {
     /// How a suspended `acquire` ends.
-    enum AcquireOutcome: Equatable {
+    enum AcquireOutcome: Equatable, Sendable {
         /// The waiter's units were taken out of the semaphore for it: it must build a ``AsyncSemaphore/Permit``.
         case acquired
         /// The semaphore was closed while the waiter was queued (or before it could queue).
@@ -36,30 +36,12 @@ extension AsyncSemaphore {
         }
 
         /// A waiter to resume after unlocking, with what it gets.
-        struct Resumption {
-            let continuation: Continuation
-            let outcome: AcquireOutcome
-        }
+        typealias Resumption = SluiceChannels.Resumption<Continuation, AcquireOutcome>
 
-        /// The waiters one event releases. The first is stored inline so that the common case (one release wakes
-        /// one waiter) allocates nothing; the array is touched only when a single event wakes several.
-        struct Wakeups {
-            private(set) var first: Resumption?
-            private(set) var rest: [Resumption] = []
-
-            mutating func append(_ resumption: Resumption) {
-                if self.first == nil { self.first = resumption } else { self.rest.append(resumption) }
-            }
-
-            var isEmpty: Bool { self.first == nil }
-
-            /// Every resumption, in the order they were decided (FIFO for admissions).
-            func forEach(_ body: (Resumption) -> Void) {
-                guard let first = self.first else { return }
-                body(first)
-                for resumption in self.rest { body(resumption) }
-            }
-        }
+        /// The waiters one event releases, in the order they were decided (FIFO for admissions). The first is
+        /// stored inline so that the common case (one release wakes one waiter) allocates nothing; the array is
+        /// touched only when a single event wakes several.
+        typealias Wakeups = WaiterList<Resumption>
 
         /// Units free right now: not held by any ``AsyncSemaphore/Permit`` and not forgotten. Waiters never hold a
         /// share of these; they get their whole request when it fits.

@@ -121,9 +121,9 @@ public final class AsyncSemaphore: Sendable {
             let action = self.withState {
                 $0.acquireSuspended(id: id, count: count, continuation: continuation, isCancelled: Task.isCancelled)
             }
-            if case .resume(let resumption) = action { Self.resume(resumption) }
+            if case .resume(let resumption) = action { resumption.resume() }
         } onCancel: {
-            Self.resume(self.withState { $0.acquireCancelled(id: id) })
+            self.withState { $0.acquireCancelled(id: id) }.resumeAll()
         }
         switch outcome {
         case .acquired: return Permit(semaphore: self, count: count)
@@ -173,7 +173,7 @@ public final class AsyncSemaphore: Sendable {
     public func release(_ count: Int) {
         precondition(count >= 0, "AsyncSemaphore.release needs a non-negative number of units, got \(count)")
         guard count > 0 else { return }
-        Self.resume(self.withState { $0.release(count) })
+        self.withState { $0.release(count) }.resumeAll()
     }
 
     /// Closes the semaphore: every waiter fails with ``ClosedError`` and so does every later acquire.
@@ -181,7 +181,7 @@ public final class AsyncSemaphore: Sendable {
     /// Permits already held remain valid; releasing or dropping them still returns their units, which
     /// ``availablePermits`` counts. Closing twice does nothing more.
     public func close() {
-        Self.resume(self.withState { $0.close() })
+        self.withState { $0.close() }.resumeAll()
     }
 
     /// Units free right now: not held by a permit and not forgotten.
@@ -199,7 +199,7 @@ public final class AsyncSemaphore: Sendable {
     /// Gives units back from a permit that was released or dropped.
     func permitReleased(_ count: Int) {
         guard count > 0 else { return }
-        Self.resume(self.withState { $0.release(count) })
+        self.withState { $0.release(count) }.resumeAll()
     }
 
     // MARK: Locking
@@ -211,16 +211,6 @@ public final class AsyncSemaphore: Sendable {
         _ body: (inout sending StateMachine<AcquireContinuation>) -> sending Result
     ) -> sending Result {
         self.state.withLock { body(&$0) }
-    }
-
-    // MARK: Resuming, always after unlocking
-
-    private static func resume(_ resumption: StateMachine<AcquireContinuation>.Resumption) {
-        resumption.continuation.resume(returning: resumption.outcome)
-    }
-
-    private static func resume(_ wakeups: StateMachine<AcquireContinuation>.Wakeups) {
-        wakeups.forEach { Self.resume($0) }
     }
 }
 

@@ -18,41 +18,12 @@ extension Broadcast {
 
     /// One receiver to resume after unlocking, with what it gets.
     @usableFromInline
-    struct ReceiverResumption: Sendable {
-        @inlinable
-        init(continuation: ReceiveContinuation, outcome: ReceiveOutcome) {
-            self.continuation = continuation
-            self.outcome = outcome
-        }
-
-        @usableFromInline let continuation: ReceiveContinuation
-        @usableFromInline let outcome: ReceiveOutcome
-
-        @inlinable
-        func resume() { self.continuation.resume(returning: self.outcome) }
-    }
+    typealias ReceiverResumption = Resumption<ReceiveContinuation, ReceiveOutcome>
 
     /// Every waiter one event wakes, all with the same outcome: the value of one send, or the end of the channel.
-    ///
-    /// A send wakes one waiter per receiver, and they all get the *same* value: it is held once here and each
-    /// resumption retains it, so a payload is shared by reference count, never copied per receiver.
+    /// A send wakes one waiter per receiver, and they all share the one value the ``Wakeup`` holds.
     @usableFromInline
-    struct Wakeup: Sendable {
-        @inlinable
-        init(continuations: [ReceiveContinuation], outcome: ReceiveOutcome) {
-            self.continuations = continuations
-            self.outcome = outcome
-        }
-
-        @usableFromInline let continuations: [ReceiveContinuation]
-        @usableFromInline let outcome: ReceiveOutcome
-
-        /// Resumes every waiter. Call it only after the channel lock is released.
-        @inlinable
-        func resumeAll() {
-            for continuation in self.continuations { continuation.resume(returning: self.outcome) }
-        }
-    }
+    typealias ReceiverWakeup = Wakeup<ReceiveOutcome>
 
     /// What ``Broadcast/StateMachine/send(_:)`` asks its caller to do.
     @usableFromInline
@@ -62,7 +33,7 @@ extension Broadcast {
         /// The value is in the channel for `receiverCount` receivers. After unlocking, resume `wakeup` (the
         /// receivers that were waiting, handed the value directly) and let go of `displaced`, the value the send
         /// overwrote because some lagging receiver still owed it.
-        case sent(receiverCount: Int, wakeup: Wakeup?, displaced: Element?)
+        case sent(receiverCount: Int, wakeup: ReceiverWakeup?, displaced: Element?)
     }
 
     /// What a single receive finds.

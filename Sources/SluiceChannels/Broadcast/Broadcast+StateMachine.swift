@@ -57,7 +57,7 @@ extension Broadcast {
 
         /// A task suspended in a receive, waiting for the next send (or the end).
         @usableFromInline
-        struct Waiter: Sendable {
+        struct ReceiveWaiter: Sendable {
             @inlinable
             init(id: UInt64, receiver: Int, continuation: ReceiveContinuation) {
                 self.id = id
@@ -87,7 +87,7 @@ extension Broadcast {
         @usableFromInline var receiverCount = 0
         /// Suspended receives in arrival order, across all receivers. Arrival order matters only among waiters of one
         /// receiver: the oldest of them gets the next value.
-        @usableFromInline var waiters: [Waiter] = []
+        @usableFromInline var waiters: [ReceiveWaiter] = []
         /// False once the ``Broadcast/Sender`` is gone: no value can arrive any more.
         @usableFromInline var senderAlive = true
         /// Ids for suspensions, so cancellation can find its waiter.
@@ -172,11 +172,12 @@ extension Broadcast {
             guard self.receiverCount > 0 else { return .noReceivers }
             let position = self.tail
             var remaining = self.receiverCount
-            var wakeup: Wakeup? = nil
+            var wakeup: ReceiverWakeup? = nil
             if !self.waiters.isEmpty {
-                // The one allocation of the slow path: the continuations leave the lock in this array. A send that
-                // finds every receiver busy (the steady state under load) wakes nobody and allocates nothing.
-                var woken: [ReceiveContinuation] = []
+                // The one allocation of the slow path: the waiters leave the lock in this list, the first inline, the
+                // others in an array (so waking a single receiver allocates nothing). A send that finds every
+                // receiver busy (the steady state under load) wakes nobody and allocates nothing.
+                var woken = WaiterList<Waiter<ReceiveOutcome>>()
                 woken.reserveCapacity(self.waiters.count)
                 // Wake the oldest waiter of each receiver; compact the others (tasks sharing a receiver) in place.
                 var kept = 0
@@ -186,14 +187,14 @@ extension Broadcast {
                         self.receivers[waiter.receiver].next = position + 1
                         self.receivers[waiter.receiver].waiterCount -= 1
                         remaining -= 1
-                        woken.append(waiter.continuation)
+                        woken.append(Waiter(id: waiter.id, continuation: waiter.continuation))
                     } else {
                         self.waiters[kept] = waiter
                         kept += 1
                     }
                 }
                 self.waiters.removeLast(self.waiters.count - kept)
-                wakeup = Wakeup(continuations: woken, outcome: .value(value))
+                wakeup = ReceiverWakeup(waiters: woken, outcome: .value(value))
             }
             let index = self.slotIndex(of: position)
             let displaced = self.slots[index].value.take()
@@ -204,19 +205,19 @@ extension Broadcast {
 
         /// The sender is gone. Every waiter is caught up, so every waiter ends now; the others drain, then end.
         @inlinable
-        mutating func senderDropped() -> Wakeup? {
+        mutating func senderDropped() -> ReceiverWakeup? {
             precondition(self.senderAlive, "Broadcast sender dropped twice")
             self.senderAlive = false
             guard !self.waiters.isEmpty else { return nil }
-            var continuations: [ReceiveContinuation] = []
-            continuations.reserveCapacity(self.waiters.count)
+            var woken = WaiterList<Waiter<ReceiveOutcome>>()
+            woken.reserveCapacity(self.waiters.count)
             for waiter in self.waiters {
                 assert(self.receivers[waiter.receiver].next == self.tail, "Broadcast waiter behind the tail")
                 self.receivers[waiter.receiver].waiterCount -= 1
-                continuations.append(waiter.continuation)
+                woken.append(Waiter(id: waiter.id, continuation: waiter.continuation))
             }
             self.waiters.removeAll()
-            return Wakeup(continuations: continuations, outcome: .closed)
+            return ReceiverWakeup(waiters: woken, outcome: .closed)
         }
 
         // MARK: - Receiving
@@ -272,7 +273,7 @@ extension Broadcast {
             case .closed: return ReceiverResumption(continuation: continuation, outcome: .closed)
             case .suspend: preconditionFailure("Broadcast receive without waiting answered .suspend")
             case .empty:
-                self.waiters.append(Waiter(id: id, receiver: receiver, continuation: continuation))
+                self.waiters.append(ReceiveWaiter(id: id, receiver: receiver, continuation: continuation))
                 self.receivers[receiver].waiterCount += 1
                 return nil
             }

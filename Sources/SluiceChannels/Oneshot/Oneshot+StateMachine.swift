@@ -13,90 +13,27 @@ extension Oneshot {
 
     /// How a suspended ``Sender/closed()`` ends.
     @usableFromInline
-    enum ClosedOutcome: Sendable {
-        /// The receiver closed or is gone.
-        case closed
-        case cancelled
-    }
+    typealias ClosedOutcome = SluiceChannels.ClosedOutcome
 
     @usableFromInline
     typealias ReceiveContinuation = UnsafeContinuation<ReceiveOutcome, Never>
-    @usableFromInline
-    typealias ClosedContinuation = UnsafeContinuation<ClosedOutcome, Never>
 
     /// A task suspended in ``Receiver/value()``.
     @usableFromInline
-    struct ReceiveWaiter: Sendable {
-        @inlinable
-        init(id: UInt64, continuation: ReceiveContinuation) {
-            self.id = id
-            self.continuation = continuation
-        }
+    typealias ReceiveWaiter = Waiter<ReceiveOutcome>
 
-        @usableFromInline let id: UInt64
-        @usableFromInline let continuation: ReceiveContinuation
-    }
-
-    /// A task suspended in ``Sender/closed()``.
+    /// A `value()` waiter to resume after unlocking, with what it gets.
     @usableFromInline
-    struct ClosedWaiter: Sendable {
-        @inlinable
-        init(id: UInt64, continuation: ClosedContinuation) {
-            self.id = id
-            self.continuation = continuation
-        }
-
-        @usableFromInline let id: UInt64
-        @usableFromInline let continuation: ClosedContinuation
-    }
+    typealias ReceiveResumption = Resumption<ReceiveContinuation, ReceiveOutcome>
 
     /// `value()` waiters to resume after unlocking, all with the same outcome. Moving the list out of the state
     /// machine costs no allocation.
     @usableFromInline
-    struct ReceiverWakeups: Sendable {
-        @inlinable
-        init(waiters: WaiterList<ReceiveWaiter>, outcome: ReceiveOutcome) {
-            self.waiters = waiters
-            self.outcome = outcome
-        }
-
-        @usableFromInline let waiters: WaiterList<ReceiveWaiter>
-        @usableFromInline let outcome: ReceiveOutcome
-        @inlinable
-        func resumeAll() {
-            self.waiters.forEachOldestFirst { $0.continuation.resume(returning: self.outcome) }
-        }
-    }
+    typealias ReceiverWakeups = Wakeup<ReceiveOutcome>
 
     /// `closed()` waiters to resume with `.closed` after unlocking.
     @usableFromInline
-    struct ClosedWakeups: Sendable {
-        @inlinable
-        init(waiters: WaiterList<ClosedWaiter>) {
-            self.waiters = waiters
-        }
-
-        @usableFromInline let waiters: WaiterList<ClosedWaiter>
-        @inlinable
-        func resumeAll() {
-            self.waiters.forEachOldestFirst { $0.continuation.resume(returning: .closed) }
-        }
-    }
-
-    /// One waiter to resume after unlocking, with what it gets.
-    @usableFromInline
-    struct Resumption<Outcome: Sendable> {
-        @inlinable
-        init(continuation: UnsafeContinuation<Outcome, Never>, outcome: Outcome) {
-            self.continuation = continuation
-            self.outcome = outcome
-        }
-
-        @usableFromInline let continuation: UnsafeContinuation<Outcome, Never>
-        @usableFromInline let outcome: Outcome
-        @inlinable
-        func resume() { self.continuation.resume(returning: self.outcome) }
-    }
+    typealias ClosedWakeups = Wakeup<ClosedOutcome>
 
     /// The pure state of one oneshot channel: no locks, no tasks, no clocks. ``Oneshot/Storage`` owns it inside a
     /// `Mutex`, calls one event method per thing that happened, and performs the returned action after unlocking.
@@ -218,36 +155,6 @@ extension Oneshot {
             }
         }
 
-        @usableFromInline
-        enum ClosedAction: Sendable {
-            case closed
-            case suspend(id: UInt64)
-        }
-
-        /// The sender asks to wait for the receiver to close or go.
-        @inlinable
-        mutating func closed() -> ClosedAction {
-            self.isClosedForSending ? .closed : .suspend(id: self.makeWaiterID())
-        }
-
-        @inlinable
-        mutating func closedSuspended(
-            id: UInt64,
-            continuation: ClosedContinuation,
-            isCancelled: Bool
-        ) -> Resumption<ClosedOutcome>? {
-            if isCancelled { return Resumption(continuation: continuation, outcome: .cancelled) }
-            if self.isClosedForSending { return Resumption(continuation: continuation, outcome: .closed) }
-            self.closedWaiters.append(ClosedWaiter(id: id, continuation: continuation))
-            return nil
-        }
-
-        @inlinable
-        mutating func closedCancelled(id: UInt64) -> Resumption<ClosedOutcome>? {
-            guard let waiter = self.closedWaiters.removeFirst(where: { $0.id == id }) else { return nil }
-            return Resumption(continuation: waiter.continuation, outcome: .cancelled)
-        }
-
         // MARK: - Receiver
 
         @usableFromInline
@@ -279,13 +186,13 @@ extension Oneshot {
             id: UInt64,
             continuation: ReceiveContinuation,
             isCancelled: Bool
-        ) -> Resumption<ReceiveOutcome>? {
-            if isCancelled { return Resumption(continuation: continuation, outcome: .cancelled) }
+        ) -> ReceiveResumption? {
+            if isCancelled { return ReceiveResumption(continuation: continuation, outcome: .cancelled) }
             let waiter = ReceiveWaiter(id: id, continuation: continuation)
             switch self.state {
-            case .sent(let value): return Resumption(continuation: continuation, outcome: .value(value))
-            case .senderDropped: return Resumption(continuation: continuation, outcome: .senderDropped)
-            case .closed: return Resumption(continuation: continuation, outcome: .closed)
+            case .sent(let value): return ReceiveResumption(continuation: continuation, outcome: .value(value))
+            case .senderDropped: return ReceiveResumption(continuation: continuation, outcome: .senderDropped)
+            case .closed: return ReceiveResumption(continuation: continuation, outcome: .closed)
             case .empty:
                 self.state = .waiting(WaiterList(waiter))
                 return nil
@@ -300,13 +207,13 @@ extension Oneshot {
         /// The task waiting in `value()` as `id` was cancelled: returns it to resume with `.cancelled` if it was
         /// still waiting; `nil` if it was already resumed (that outcome stands).
         @inlinable
-        mutating func receiveCancelled(id: UInt64) -> Resumption<ReceiveOutcome>? {
+        mutating func receiveCancelled(id: UInt64) -> ReceiveResumption? {
             guard case .waiting(var waiters) = self.state else { return nil }
             self.state = .empty
             let removed = waiters.removeFirst(where: { $0.id == id })
             if !waiters.isEmpty { self.state = .waiting(waiters) }
             guard let removed else { return nil }
-            return Resumption(continuation: removed.continuation, outcome: .cancelled)
+            return ReceiveResumption(continuation: removed.continuation, outcome: .cancelled)
         }
 
         /// The receiver called `close()`: sends fail from now on, tasks waiting for a value end with `.closed`, and
@@ -342,15 +249,14 @@ extension Oneshot {
                 preconditionFailure("Oneshot receiver dropped in state .waiting: a waiting task holds it")
             }
         }
-
-        @inlinable
-        mutating func takeClosedWaiters() -> ClosedWakeups? {
-            guard !self.closedWaiters.isEmpty else { return nil }
-            let waiters = self.closedWaiters
-            self.closedWaiters = WaiterList()
-            return ClosedWakeups(waiters: waiters)
-        }
     }
+}
+
+/// The sender's `closed()` (see ``ClosedWaitEvents``): the receiving side is gone once the receiver closed or went
+/// away.
+extension Oneshot.StateMachine: ClosedWaitEvents {
+    @inlinable
+    var isReceivingSideGone: Bool { self.isClosedForSending }
 }
 
 extension Oneshot.ReceiveOutcome: Equatable where Value: Equatable {}

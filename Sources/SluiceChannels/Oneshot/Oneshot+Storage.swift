@@ -45,22 +45,7 @@ extension Oneshot {
 
         @inlinable
         func closed() async throws(CancellationError) {
-            let id: UInt64
-            switch self.state.withLock({ $0.closed() }) {
-            case .closed: return
-            case .suspend(let waiterID): id = waiterID
-            }
-            let outcome: ClosedOutcome = await suspend { continuation in
-                self.state.withLock {
-                    $0.closedSuspended(id: id, continuation: continuation, isCancelled: Task.isCancelled)
-                }?.resume()
-            } onCancel: {
-                self.state.withLock { $0.closedCancelled(id: id) }?.resume()
-            }
-            switch outcome {
-            case .closed: return
-            case .cancelled: throw CancellationError()
-            }
+            try await self.state.waitUntilClosed()
         }
 
         // MARK: Receiver side

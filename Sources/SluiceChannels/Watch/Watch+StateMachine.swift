@@ -12,47 +12,14 @@ extension Watch {
 
     /// How a suspended ``Sender/closed()`` ends.
     @usableFromInline
-    enum ClosedOutcome: Sendable {
-        /// Every receiver is gone.
-        case closed
-        /// The waiting task was cancelled.
-        case cancelled
-    }
+    typealias ClosedOutcome = SluiceChannels.ClosedOutcome
 
     @usableFromInline
     typealias ChangeContinuation = UnsafeContinuation<ChangeOutcome, Never>
-    @usableFromInline
-    typealias ClosedContinuation = UnsafeContinuation<ClosedOutcome, Never>
 
     /// A `changed()` waiter to resume after unlocking, with what it gets.
     @usableFromInline
-    struct ChangeResumption: Sendable {
-        @inlinable
-        init(continuation: ChangeContinuation, outcome: ChangeOutcome) {
-            self.continuation = continuation
-            self.outcome = outcome
-        }
-
-        @usableFromInline let continuation: ChangeContinuation
-        @usableFromInline let outcome: ChangeOutcome
-        @inlinable
-        func resume() { self.continuation.resume(returning: self.outcome) }
-    }
-
-    /// A `closed()` waiter to resume after unlocking, with what it gets.
-    @usableFromInline
-    struct ClosedResumption: Sendable {
-        @inlinable
-        init(continuation: ClosedContinuation, outcome: ClosedOutcome) {
-            self.continuation = continuation
-            self.outcome = outcome
-        }
-
-        @usableFromInline let continuation: ClosedContinuation
-        @usableFromInline let outcome: ClosedOutcome
-        @inlinable
-        func resume() { self.continuation.resume(returning: self.outcome) }
-    }
+    typealias ChangeResumption = Resumption<ChangeContinuation, ChangeOutcome>
 
     /// The pure state of one watch channel: no locks, no tasks, no clocks. ``Watch/Storage`` owns it inside a
     /// `Mutex`, calls one event method per thing that happened, and performs the returned action after unlocking.
@@ -85,19 +52,6 @@ extension Watch {
             @usableFromInline let continuation: ChangeContinuation
         }
 
-        /// A task suspended in ``Watch/Sender/closed()``.
-        @usableFromInline
-        struct ClosedWaiter: Sendable {
-            @inlinable
-            init(id: UInt64, continuation: ClosedContinuation) {
-                self.id = id
-                self.continuation = continuation
-            }
-
-            @usableFromInline let id: UInt64
-            @usableFromInline let continuation: ClosedContinuation
-        }
-
         /// The one value the channel holds, replaced or modified in place by sends. `nil` only between
         /// ``beginModify()`` and ``endModify(_:notify:)``, which run in one critical section: no other event ever
         /// finds it `nil`.
@@ -117,7 +71,7 @@ extension Watch {
         /// Tasks waiting in `changed()`, in arrival order. Each waits because its slot has seen `version`.
         @usableFromInline var changeWaiters = RingBuffer<ChangeWaiter>(minimumCapacity: 2)
         /// Sender-side tasks waiting in `closed()` for `receiverCount` to reach zero.
-        @usableFromInline var closedWaiters = RingBuffer<ClosedWaiter>(minimumCapacity: 1)
+        @usableFromInline var closedWaiters = WaiterList<ClosedWaiter>()
         /// Ids for suspensions, so cancellation can find its waiter.
         @usableFromInline var nextWaiterID: UInt64 = 0
 
@@ -195,12 +149,8 @@ extension Watch {
             self.seenVersions[slot] = nil
             self.freeSlots.append(slot)
             self.receiverCount -= 1
-            guard self.receiverCount == 0 else { return [] }
-            var wakeups: [ClosedResumption] = []
-            self.closedWaiters.drain { waiter in
-                wakeups.append(ClosedResumption(continuation: waiter.continuation, outcome: .closed))
-            }
-            return wakeups
+            guard self.receiverCount == 0, let wakeup = self.takeClosedWaiters() else { return [] }
+            return wakeup.waiters.map { ClosedResumption(continuation: $0.continuation, outcome: .closed) }
         }
 
         // MARK: - Sending
@@ -349,44 +299,13 @@ extension Watch {
             }
             self.seenVersions[slot] = self.version
         }
-
-        // MARK: - The sender waits for the receivers to go
-
-        @usableFromInline
-        enum ClosedAction: Sendable {
-            /// No receiver is left.
-            case closed
-            /// Receivers remain: suspend as waiter `id` through ``closedSuspended(id:continuation:isCancelled:)``.
-            case suspend(id: UInt64)
-        }
-
-        @inlinable
-        mutating func closed() -> ClosedAction {
-            self.receiverCount == 0 ? .closed : .suspend(id: self.makeWaiterID())
-        }
-
-        /// A `closed()` that got `.suspend(id)` now holds a continuation. Returns the waiter to resume at once, or
-        /// `nil` when it is stored.
-        @inlinable
-        mutating func closedSuspended(
-            id: UInt64,
-            continuation: ClosedContinuation,
-            isCancelled: Bool
-        ) -> ClosedResumption? {
-            if isCancelled { return ClosedResumption(continuation: continuation, outcome: .cancelled) }
-            if self.receiverCount == 0 { return ClosedResumption(continuation: continuation, outcome: .closed) }
-            self.closedWaiters.append(ClosedWaiter(id: id, continuation: continuation))
-            return nil
-        }
-
-        /// The task waiting in `closed()` as `id` was cancelled: returns it to resume with `.cancelled` if it was
-        /// still waiting.
-        @inlinable
-        mutating func closedCancelled(id: UInt64) -> ClosedResumption? {
-            guard let waiter = self.closedWaiters.removeFirst(where: { $0.id == id }) else { return nil }
-            return ClosedResumption(continuation: waiter.continuation, outcome: .cancelled)
-        }
     }
+}
+
+/// The sender's `closed()` (see ``ClosedWaitEvents``): the receiving side is gone when no receiver is left.
+extension Watch.StateMachine: ClosedWaitEvents {
+    @inlinable
+    var isReceivingSideGone: Bool { self.receiverCount == 0 }
 }
 
 extension Watch.ChangeOutcome: Equatable where Value: Equatable {}

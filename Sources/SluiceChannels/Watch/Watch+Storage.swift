@@ -34,7 +34,7 @@ extension Watch {
         @inlinable
         func sendReplace(_ value: Value) -> Value {
             let (old, wakeups) = self.state.withLock { $0.send(value) }
-            for waiter in wakeups { waiter.resume() }
+            wakeups.resumeAll()
             return old  // the caller destroys it, outside the lock
         }
 
@@ -45,7 +45,7 @@ extension Watch {
                 let modified = body(&value)
                 return (modified, state.endModify(value, notify: modified))
             }
-            for waiter in wakeups { waiter.resume() }
+            wakeups.resumeAll()
             return modified
         }
 
@@ -62,27 +62,12 @@ extension Watch {
         @inlinable
         func senderDropped() {
             let wakeups = self.state.withLock { $0.senderDropped() }
-            for waiter in wakeups { waiter.resume() }
+            wakeups.resumeAll()
         }
 
         @inlinable
         func closed() async throws(CancellationError) {
-            let id: UInt64
-            switch self.state.withLock({ $0.closed() }) {
-            case .closed: return
-            case .suspend(let waiterID): id = waiterID
-            }
-            let outcome: ClosedOutcome = await suspend { continuation in
-                self.state.withLock {
-                    $0.closedSuspended(id: id, continuation: continuation, isCancelled: Task.isCancelled)
-                }?.resume()
-            } onCancel: {
-                self.state.withLock { $0.closedCancelled(id: id) }?.resume()
-            }
-            switch outcome {
-            case .closed: return
-            case .cancelled: throw CancellationError()
-            }
+            try await self.state.waitUntilClosed()
         }
 
         // MARK: Receiver side
@@ -95,7 +80,7 @@ extension Watch {
         @inlinable
         func receiverDropped(slot: Int) {
             let wakeups = self.state.withLock { $0.receiverDropped(slot: slot) }
-            for waiter in wakeups { waiter.resume() }
+            wakeups.resumeAll()
         }
 
         @inlinable
