@@ -36,7 +36,8 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     private let slots = Locked(SlotTable())
     /// The loop's name, for thread names and logs.
     public let name: String
-    private var thread = pthread_t()
+    /// The loop's thread; set by `init` before any job can run.
+    private(set) var thread = pthread_t()
 
     /// Creates the loop and starts its thread.
     public init(name: String) throws(IOError) {
