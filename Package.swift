@@ -18,10 +18,14 @@ let package = Package(
     targets: [
         .target(name: "SluiceChannels", swiftSettings: strictSettings),
         .target(name: "CSluiceLinux"),
-        .target(name: "SluiceIO", dependencies: ["CSluiceLinux", "SluiceChannels"], swiftSettings: strictSettings),
+        .target(
+            name: "SluiceIO",
+            dependencies: ["CSluiceLinux", "SluiceChannels"],
+            swiftSettings: strictSettings + [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]
+        ),
         .executableTarget(
             name: "sluice-bench",
-            dependencies: ["SluiceChannels"],
+            dependencies: ["SluiceChannels", "SluiceIO", "CSluiceLinux"],
             swiftSettings: strictSettings
         ),
         .testTarget(
