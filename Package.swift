@@ -21,7 +21,7 @@ let package = Package(
         .target(
             name: "SluiceIO",
             dependencies: ["CSluiceLinux", "SluiceChannels"],
-            swiftSettings: strictSettings + [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]
+            swiftSettings: strictSettings
         ),
         .executableTarget(
             name: "sluice-bench",
