@@ -29,31 +29,11 @@ extension MPSC {
 
     /// A receiver to resume after unlocking, with what it gets.
     @usableFromInline
-    struct ReceiverResumption {
-        @inlinable
-        init(continuation: ReceiveContinuation, outcome: ReceiveOutcome) {
-            self.continuation = continuation
-            self.outcome = outcome
-        }
-        @usableFromInline let continuation: ReceiveContinuation
-        @usableFromInline let outcome: ReceiveOutcome
-        @inlinable
-        func resume() { self.continuation.resume(returning: self.outcome) }
-    }
+    typealias ReceiverResumption = Resumption<ReceiveContinuation, ReceiveOutcome>
 
     /// A sender (or reserver) to resume after unlocking, with what it gets.
     @usableFromInline
-    struct SenderResumption {
-        @inlinable
-        init(continuation: SendContinuation, outcome: SendOutcome) {
-            self.continuation = continuation
-            self.outcome = outcome
-        }
-        @usableFromInline let continuation: SendContinuation
-        @usableFromInline let outcome: SendOutcome
-        @inlinable
-        func resume() { self.continuation.resume(returning: self.outcome) }
-    }
+    typealias SenderResumption = Resumption<SendContinuation, SendOutcome>
 
     /// Everything a slow-path event wakes: resumed after unlocking, never under the lock.
     @usableFromInline
