@@ -1,3 +1,6 @@
+#define _GNU_SOURCE
+#include <sys/socket.h>
+
 #include "CSluiceLinux.h"
 
 int csluice_accept4(int fd, struct sockaddr *address, socklen_t *length, int flags) {
