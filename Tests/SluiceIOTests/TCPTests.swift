@@ -120,6 +120,28 @@ struct TCPTests {
         }
     }
 
+    @Test("a write cancelled while the peer's buffers are full throws CancellationError and the stream stays usable")
+    func cancelDuringWrite() async throws {
+        let loop = try EventLoop(name: "cancel-write")
+        defer { loop.shutdown() }
+        let listener = try TCPListener(bind: SocketAddress(host: "127.0.0.1", port: 0), on: loop)
+        let accepted = Task { try await listener.accept() }
+        let client = try await TCPStream.connect(to: listener.localAddress, on: loop)
+        let server = try await accepted.value
+        // Given a peer that reads nothing, a 64 MiB write fills both kernel buffers and has to wait
+        let writer = Task { try await client.write([UInt8](repeating: 7, count: 64 * 1024 * 1024)) }
+        // When it is cancelled (after it has certainly started: the server sees bytes arrive)
+        _ = try await server.read()
+        writer.cancel()
+        // Then it stops with CancellationError
+        await #expect(throws: CancellationError.self) { try await writer.value }
+        // And the stream still works in both directions
+        try await server.write(Array("ping".utf8))
+        var received: [UInt8] = []
+        while received.count < 4 { received += try await client.read() }
+        #expect(received == Array("ping".utf8))
+    }
+
     @Test("a read cancelled before it starts waiting throws CancellationError")
     func cancelBeforeRead() async throws {
         try await withEchoServer { address, loop in
