@@ -12,10 +12,14 @@ let package = Package(
     name: "Sluice",
     products: [
         .library(name: "SluiceChannels", targets: ["SluiceChannels"]),
+        .library(name: "SluiceWire", targets: ["SluiceWire"]),
         .executable(name: "sluice-bench", targets: ["sluice-bench"]),
     ],
     targets: [
         .target(name: "SluiceChannels", swiftSettings: strictSettings),
+        // Pure codec: bytes in, frames out. Sources/SluiceWireFuzz is not a target: .ci/fuzz builds it with
+        // swiftc -sanitize=fuzzer,address.
+        .target(name: "SluiceWire", swiftSettings: strictSettings),
         .executableTarget(
             name: "sluice-bench",
             dependencies: ["SluiceChannels"],
@@ -24,6 +28,11 @@ let package = Package(
         .testTarget(
             name: "SluiceChannelsTests",
             dependencies: ["SluiceChannels"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SluiceWireTests",
+            dependencies: ["SluiceWire"],
             swiftSettings: strictSettings
         ),
     ],

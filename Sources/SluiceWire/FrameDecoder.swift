@@ -1,0 +1,290 @@
+/// Turns a byte stream into ``Frame``s, however the bytes are cut into reads.
+///
+/// Feed bytes with `append(_:)` (or read straight into the decoder's buffer with
+/// ``append(minimumCapacity:from:)``), then take every complete frame:
+///
+/// ```swift
+/// var decoder = FrameDecoder(maxFrameSize: 1 << 20)
+/// decoder.append(bytesJustRead)
+/// while let frame = try decoder.next() {
+///     handle(frame)
+/// }
+/// ```
+///
+/// Frames arrive cut anywhere. Three reads can carry two frames like this:
+///
+/// ```text
+///   read 1           read 2                  read 3
+/// +--------------+ +-----------------------+ +------------+
+/// | len | op | f | | ields... | len | op | | | fields ... |
+/// +--------------+ +-----------------------+ +------------+
+///  \___________ frame 1 ____/ \________ frame 2 ________/
+/// ```
+///
+/// ``next()`` returns frame 1 after read 2, and frame 2 after read 3; before that it returns nil ("not enough bytes
+/// yet", never an error).
+///
+/// The decoder has two states, as in swift-nio-extras' `LengthFieldBasedFrameDecoder`: waiting for the 4 length
+/// bytes, then waiting for a frame of that length. The length is checked against ``maxFrameSize`` as soon as its 4
+/// bytes are in, before anything of that size is allocated.
+///
+/// ## Zero copy
+///
+/// Payloads of decoded frames are views into the decoder's buffer (``Payload``), not copies. Later input never
+/// overwrites bytes a returned frame can see: new bytes go past them, and when the buffer must be compacted while
+/// frames still hold it, the unread bytes move to a new buffer instead. A frame that arrives in one read is never
+/// copied; one that straddles reads is copied once, when its length is known, into a buffer that holds all of it.
+///
+/// ## Errors
+///
+/// ``next()`` throws a ``WireError`` (codes 1–7: frame too large, unknown opcode, truncated field, invalid UTF-8,
+/// length overrun, trailing bytes, invalid flags). The decoder then stays failed: every later ``next()`` throws the
+/// same error, and input is dropped. Answer with ERROR and close the connection. No input traps the decoder, and
+/// the work per byte is bounded (each byte is parsed at most once).
+///
+/// The decoder does not check names against the grammar: a bad subject is a request error (the connection stays
+/// open), so the broker checks it with ``Subject/validate(_:as:)``.
+public struct FrameDecoder: ~Copyable, Sendable {
+    /// The default largest frame: 1 MiB (the value of the length field).
+    public static let defaultMaxFrameSize = 1 << 20
+
+    /// The largest length field accepted; anything over is ``ErrorCode/frameTooLarge``.
+    public let maxFrameSize: Int
+    /// The smallest buffer the decoder allocates.
+    private let minimumCapacity: Int
+
+    /// The read buffer. Returned payloads may share it; it is written only at `writeIndex` and beyond, or when this
+    /// decoder holds the only reference.
+    private var storage: ByteStorage?
+    /// Buffer index of the first byte of the next frame (everything before it was returned or skipped).
+    private var readIndex = 0
+    /// Buffer index one past the last byte appended.
+    private var writeIndex = 0
+    /// Stream offset of `readIndex`: bytes of complete frames consumed so far, for error offsets.
+    private var consumedByteCount = 0
+    /// Where decoding stands.
+    private(set) var state: State = .waitingForHeader
+
+    /// Bytes moved from one place in memory to another by compaction or relocation, over the decoder's life. Tests
+    /// use it to prove the copy-at-most-once rule.
+    private(set) var movedByteCount = 0
+
+    /// The two states of a length-prefixed decoder, plus the terminal failure.
+    enum State: Hashable {
+        /// Fewer than 4 bytes of the next frame are buffered.
+        case waitingForHeader
+        /// The length field said `length` (at most `maxFrameSize`); waiting for `4 + length` bytes in all.
+        case waitingForFrame(length: Int)
+        /// A frame was malformed: `next()` rethrows this forever.
+        case failed(WireError)
+    }
+
+    /// Creates a decoder.
+    ///
+    /// - Parameters:
+    ///   - maxFrameSize: the largest length field accepted (the bytes after the length, opcode included).
+    ///   - initialCapacity: the smallest read buffer it allocates; the buffer grows for larger frames or reads.
+    public init(maxFrameSize: Int = FrameDecoder.defaultMaxFrameSize, initialCapacity: Int = 4096) {
+        precondition(maxFrameSize >= 1 && maxFrameSize <= Int(UInt32.max), "maxFrameSize must be in 1...UInt32.max")
+        self.maxFrameSize = maxFrameSize
+        self.minimumCapacity = max(initialCapacity, 64)
+    }
+
+    /// Bytes the current read buffer can hold (0 when it has none). For tests and memory accounting.
+    var bufferCapacity: Int { self.storage?.capacity ?? 0 }
+
+    /// The current read buffer, to tell in tests whether a payload shares it.
+    var bufferIdentity: ObjectIdentifier? { self.storage.map(ObjectIdentifier.init) }
+
+    /// Bytes appended and not yet returned as frames.
+    public var bufferedByteCount: Int { self.writeIndex - self.readIndex }
+
+    /// Whether a previous ``next()`` threw; the decoder is then done.
+    public var hasFailed: Bool {
+        if case .failed = self.state { return true }
+        return false
+    }
+
+    /// Appends a copy of `bytes` to the input. After a failure input is dropped.
+    public mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        guard !bytes.isEmpty, !self.hasFailed, let source = bytes.baseAddress else { return }
+        self.reserveWritable(bytes.count)
+        self.storage.unsafelyUnwrapped.base.advanced(by: self.writeIndex).copyMemory(
+            from: source,
+            byteCount: bytes.count
+        )
+        self.writeIndex += bytes.count
+    }
+
+    /// Appends a copy of `bytes` to the input. After a failure input is dropped.
+    public mutating func append(_ bytes: some Sequence<UInt8>) {
+        let done: Void? = bytes.withContiguousStorageIfAvailable { self.append(UnsafeRawBufferPointer($0)) }
+        if done == nil {
+            Array(bytes).withUnsafeBytes { self.append($0) }
+        }
+    }
+
+    /// Lets `fill` write input straight into the decoder's buffer, saving the copy `append(_:)`
+    /// makes: pass it to a socket read.
+    ///
+    /// `fill` gets at least `minimumCapacity` writable bytes (possibly more) and returns how many it wrote, from the
+    /// start of the buffer it was given. The bytes are untouched by any returned frame.
+    ///
+    /// ```swift
+    /// let count = try decoder.append(minimumCapacity: 16_384) { buffer in try socket.read(into: buffer) }
+    /// ```
+    ///
+    /// ## Errors
+    ///
+    /// Rethrows what `fill` throws; nothing is appended then.
+    public mutating func append<Failure: Error>(
+        minimumCapacity: Int,
+        from fill: (UnsafeMutableRawBufferPointer) throws(Failure) -> Int
+    ) throws(Failure) -> Int {
+        self.reserveWritable(max(minimumCapacity, 1))
+        let storage = self.storage.unsafelyUnwrapped
+        let tail = UnsafeMutableRawBufferPointer(
+            start: storage.base + self.writeIndex,
+            count: storage.capacity - self.writeIndex
+        )
+        let written = try fill(tail)
+        precondition(written >= 0 && written <= tail.count, "fill returned \(written) for \(tail.count) bytes")
+        if !self.hasFailed { self.writeIndex += written }
+        return written
+    }
+
+    /// Lets go of the read buffer if no input is waiting, so an idle connection holds no buffer. Frames already
+    /// returned keep their bytes.
+    public mutating func releaseBufferIfIdle() {
+        guard self.bufferedByteCount == 0 else { return }
+        self.storage = nil
+        self.readIndex = 0
+        self.writeIndex = 0
+    }
+
+    /// The next complete frame, or nil if its bytes have not all arrived yet.
+    ///
+    /// Call it in a loop after each append: every complete frame in the buffer comes out before nil.
+    ///
+    /// ## Errors
+    ///
+    /// ``WireError`` for a malformed frame; the decoder stays failed and throws it again on every call.
+    public mutating func next() throws(WireError) -> Frame? {
+        switch self.state {
+        case .failed(let error):
+            throw error
+        case .waitingForFrame(let length):
+            return try self.frameIfComplete(length: length)
+        case .waitingForHeader:
+            guard self.bufferedByteCount >= 4 else { return nil }
+            let storage = self.storage.unsafelyUnwrapped
+            let announced = UInt32(
+                bigEndian: storage.base.loadUnaligned(fromByteOffset: self.readIndex, as: UInt32.self)
+            )
+            // The limit is checked on the 4 length bytes alone: nothing of the announced size is reserved first.
+            guard announced <= self.maxFrameSize else {
+                throw self.fail(
+                    .frameTooLarge,
+                    "announced length \(announced) is over the maximum \(self.maxFrameSize)"
+                )
+            }
+            let length = Int(announced)
+            guard length > 0 else {
+                throw self.fail(.truncatedField, "announced length 0 leaves no room for the opcode")
+            }
+            self.state = .waitingForFrame(length: length)
+            if self.bufferedByteCount < 4 + length && storage.capacity - self.readIndex < 4 + length {
+                // The rest of this frame will not fit behind it: move what has arrived, once, into a buffer that
+                // holds the whole frame, so it is assembled in place as the remaining reads come in.
+                self.relocate(holding: 4 + length)
+            }
+            return try self.frameIfComplete(length: length)
+        }
+    }
+
+    /// Decodes the frame at `readIndex` if all `4 + length` bytes are buffered.
+    private mutating func frameIfComplete(length: Int) throws(WireError) -> Frame? {
+        guard self.bufferedByteCount >= 4 + length else { return nil }
+        let storage = self.storage.unsafelyUnwrapped
+        var reader = FieldReader(
+            base: storage.base,
+            frameStart: self.readIndex,
+            length: length,
+            frameOffset: self.consumedByteCount
+        )
+        let frame: Frame
+        do {
+            frame = try Frame.decodeFields(&reader, storage: storage)
+        } catch {
+            self.enterFailure(error)
+            throw error
+        }
+        self.readIndex += 4 + length
+        self.consumedByteCount += 4 + length
+        self.state = .waitingForHeader
+        return frame
+    }
+
+    /// Enters the failed state with an error about the length field of the frame at `readIndex`.
+    private mutating func fail(_ code: ErrorCode, _ detail: String) -> WireError {
+        let storage = self.storage.unsafelyUnwrapped
+        let shown = UnsafeRawBufferPointer(
+            start: storage.base + self.readIndex,
+            count: min(16, self.bufferedByteCount)
+        )
+        let error = WireError(
+            code: code,
+            offset: self.consumedByteCount,
+            frameOffset: self.consumedByteCount,
+            opcode: nil,
+            detail: detail,
+            snippet: Hex.spaced(shown)
+        )
+        self.enterFailure(error)
+        return error
+    }
+
+    /// The terminal state: remember the error, free the buffer (returned frames keep theirs), drop what is buffered.
+    private mutating func enterFailure(_ error: WireError) {
+        self.state = .failed(error)
+        self.storage = nil
+        self.readIndex = 0
+        self.writeIndex = 0
+    }
+
+    // MARK: Buffer management
+
+    /// Makes room for `count` more bytes at `writeIndex`.
+    private mutating func reserveWritable(_ count: Int) {
+        if let storage = self.storage, storage.capacity - self.writeIndex >= count { return }
+        var needed = self.bufferedByteCount + count
+        if case .waitingForFrame(let length) = self.state { needed = max(needed, 4 + length) }
+        self.relocate(holding: needed)
+    }
+
+    /// Moves the unread bytes to the front of a buffer of at least `needed` bytes: the current one if nobody else
+    /// can see it and it is big enough, a new one otherwise (the old one lives on in the payloads that hold it).
+    private mutating func relocate(holding needed: Int) {
+        let unread = self.bufferedByteCount
+        if isKnownUniquelyReferenced(&self.storage), let storage = self.storage, storage.capacity >= needed {
+            if self.readIndex > 0 && unread > 0 {
+                storage.base.copyMemory(from: storage.base + self.readIndex, byteCount: unread)
+                self.movedByteCount += unread
+            }
+        } else {
+            var capacity = max(needed, self.minimumCapacity)
+            if case .waitingForHeader = self.state {
+                // Input appended faster than frames are taken: grow geometrically so appends stay amortized O(1).
+                capacity = max(capacity, 2 * unread)
+            }
+            let fresh = ByteStorage(capacity: capacity)
+            if let old = self.storage, unread > 0 {
+                fresh.base.copyMemory(from: old.base + self.readIndex, byteCount: unread)
+                self.movedByteCount += unread
+            }
+            self.storage = fresh
+        }
+        self.readIndex = 0
+        self.writeIndex = unread
+    }
+}
