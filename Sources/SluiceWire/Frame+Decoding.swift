@@ -1,7 +1,7 @@
 extension Frame {
     /// Decodes the fields after the opcode of one complete frame. The field order here is the wire layout; it is
     /// mirrored by `Frame+Encoding.swift` and documented in `docs/PROTOCOL.md`.
-    static func decodeFields(_ reader: inout FieldReader, storage: ByteStorage) throws(WireError) -> Frame {
+    static func decodeFields(_ reader: inout FieldReader) throws(WireError) -> Frame {
         // Literal cases so the compiler builds a jump table; names in the comments.
         switch reader.opcode {
         case 0x01:  // HELLO
@@ -59,7 +59,7 @@ extension Frame {
             let flags = try reader.flags("flags", allowed: WireFlags.ackWanted)
             let subject = try reader.string("subject")
             let headers = try reader.headers()
-            let payload = reader.payload(in: storage)
+            let payload = reader.payload()
             return .pub(
                 Publish(
                     requestID: requestID,
@@ -85,7 +85,7 @@ extension Frame {
             try reader.finish()
             return .unsub(Unsubscribe(requestID: requestID, subscriptionID: subscriptionID))
         case 0x13:  // MSG
-            return .msg(try self.decodeMessage(&reader, storage: storage))
+            return .msg(try self.decodeMessage(&reader))
         case 0x14:  // LAGGED
             let subscriptionID = try reader.u32("subscription_id")
             let missed = try reader.u64("missed")
@@ -96,7 +96,7 @@ extension Frame {
             let flags = try reader.flags("flags", allowed: WireFlags.ackWanted | WireFlags.noWait)
             let queue = try reader.string("queue")
             let headers = try reader.headers()
-            let payload = reader.payload(in: storage)
+            let payload = reader.payload()
             return .push(
                 Push(
                     requestID: requestID,
@@ -125,7 +125,7 @@ extension Frame {
             let flags = try reader.flags("flags", allowed: WireFlags.ackWanted)
             let key = try reader.string("key")
             let headers = try reader.headers()
-            let payload = reader.payload(in: storage)
+            let payload = reader.payload()
             return .set(
                 SetKey(
                     requestID: requestID,
@@ -152,7 +152,7 @@ extension Frame {
             let revision = try reader.u64("revision")
             let key = try reader.string("key")
             let headers = try reader.headers()
-            let payload = reader.payload(in: storage)
+            let payload = reader.payload()
             let target: Value.Target =
                 flags & WireFlags.watch != 0 ? .watch(subscriptionID: id) : .get(requestID: id)
             return .value(Value(target: target, key: key, revision: revision, headers: headers, payload: payload))
@@ -161,7 +161,7 @@ extension Frame {
             let timeout = try reader.u32("timeout_ms")
             let subject = try reader.string("subject")
             let headers = try reader.headers()
-            let payload = reader.payload(in: storage)
+            let payload = reader.payload()
             return .request(
                 Request(
                     requestID: requestID,
@@ -176,7 +176,7 @@ extension Frame {
             let flags = try reader.flags("flags", allowed: WireFlags.ackWanted)
             let replyID = try reader.u64("reply_id")
             let headers = try reader.headers()
-            let payload = reader.payload(in: storage)
+            let payload = reader.payload()
             return .reply(
                 Reply(
                     requestID: requestID,
@@ -189,7 +189,7 @@ extension Frame {
         case 0x42:  // RESPONSE
             let requestID = try reader.u32("request_id")
             let headers = try reader.headers()
-            let payload = reader.payload(in: storage)
+            let payload = reader.payload()
             return .response(Response(requestID: requestID, headers: headers, payload: payload))
         default:
             throw reader.error(
@@ -201,7 +201,7 @@ extension Frame {
     }
 
     /// MSG: `subscription_id u32, flags u8, [id u64], subject str, headers, payload`.
-    private static func decodeMessage(_ reader: inout FieldReader, storage: ByteStorage) throws(WireError) -> Message {
+    private static func decodeMessage(_ reader: inout FieldReader) throws(WireError) -> Message {
         let subscriptionID = try reader.u32("subscription_id")
         let flagsAt = reader.position
         let flags = try reader.flags(
@@ -226,7 +226,7 @@ extension Frame {
         }
         let subject = try reader.string("subject")
         let headers = try reader.headers()
-        let payload = reader.payload(in: storage)
+        let payload = reader.payload()
         return Message(
             subscriptionID: subscriptionID,
             delivery: delivery,

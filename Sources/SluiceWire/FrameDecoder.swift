@@ -177,9 +177,11 @@ public struct FrameDecoder: ~Copyable, Sendable {
             return try self.frameIfComplete(length: length)
         case .waitingForHeader:
             guard self.bufferedByteCount >= 4 else { return nil }
-            let storage = self.storage.unsafelyUnwrapped
             let announced = UInt32(
-                bigEndian: storage.base.loadUnaligned(fromByteOffset: self.readIndex, as: UInt32.self)
+                bigEndian: self.storage.unsafelyUnwrapped.base.loadUnaligned(
+                    fromByteOffset: self.readIndex,
+                    as: UInt32.self
+                )
             )
             // The limit is checked on the 4 length bytes alone: nothing of the announced size is reserved first.
             guard announced <= self.maxFrameSize else {
@@ -193,7 +195,7 @@ public struct FrameDecoder: ~Copyable, Sendable {
                 throw self.fail(.truncatedField, "announced length 0 leaves no room for the opcode")
             }
             self.state = .waitingForFrame(length: length)
-            if self.bufferedByteCount < 4 + length && storage.capacity - self.readIndex < 4 + length {
+            if self.bufferedByteCount < 4 + length && self.bufferCapacity - self.readIndex < 4 + length {
                 // The rest of this frame will not fit behind it: move what has arrived, once, into a buffer that
                 // holds the whole frame, so it is assembled in place as the remaining reads come in.
                 self.relocate(holding: 4 + length)
@@ -205,16 +207,17 @@ public struct FrameDecoder: ~Copyable, Sendable {
     /// Decodes the frame at `readIndex` if all `4 + length` bytes are buffered.
     private mutating func frameIfComplete(length: Int) throws(WireError) -> Frame? {
         guard self.bufferedByteCount >= 4 + length else { return nil }
-        let storage = self.storage.unsafelyUnwrapped
-        var reader = FieldReader(
-            base: storage.base,
-            frameStart: self.readIndex,
-            length: length,
-            frameOffset: self.consumedByteCount
-        )
+        // Not retained: `self.storage` keeps it alive, and nothing below replaces it before the reader is gone.
+        unowned(unsafe) let storage = self.storage.unsafelyUnwrapped
         let frame: Frame
         do {
-            frame = try Frame.decodeFields(&reader, storage: storage)
+            var reader = FieldReader(
+                storage: storage,
+                frameStart: self.readIndex,
+                length: length,
+                frameOffset: self.consumedByteCount
+            )
+            frame = try Frame.decodeFields(&reader)
         } catch {
             self.enterFailure(error)
             throw error

@@ -76,9 +76,11 @@ public struct Payload: Sendable {
     public func withUnsafeBytes<Result, Failure: Error>(
         _ body: (UnsafeRawBufferPointer) throws(Failure) -> Result
     ) throws(Failure) -> Result {
-        guard let storage = self.storage else { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
-        defer { withExtendedLifetime(storage) {} }
-        return try body(UnsafeRawBufferPointer(start: storage.base + self.start, count: self.count))
+        guard self.count > 0 else { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
+        defer { withExtendedLifetime(self) {} }
+        return try body(
+            UnsafeRawBufferPointer(start: self.storage.unsafelyUnwrapped.base + self.start, count: self.count)
+        )
     }
 
     /// A payload with the same bytes in a block of exactly their size, so holding it no longer holds the read
@@ -103,9 +105,9 @@ extension Payload: RandomAccessCollection {
     public func withContiguousStorageIfAvailable<Result>(
         _ body: (UnsafeBufferPointer<UInt8>) throws -> Result
     ) rethrows -> Result? {
-        guard let storage = self.storage else { return try body(UnsafeBufferPointer(start: nil, count: 0)) }
-        defer { withExtendedLifetime(storage) {} }
-        let start = (storage.base + self.start).assumingMemoryBound(to: UInt8.self)
+        guard self.count > 0 else { return try body(UnsafeBufferPointer(start: nil, count: 0)) }
+        defer { withExtendedLifetime(self) {} }
+        let start = (self.storage.unsafelyUnwrapped.base + self.start).assumingMemoryBound(to: UInt8.self)
         return try body(UnsafeBufferPointer(start: start, count: self.count))
     }
 }

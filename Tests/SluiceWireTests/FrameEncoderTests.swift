@@ -41,10 +41,48 @@ struct FrameEncoderTests {
         for _ in 0..<100 {
             try encoder.encode(.pub(.init(subject: "a.b", payload: Payload(Array(repeating: 1, count: 100)))))
         }
-        let capacity = encoder.bytes.capacity
+        let capacity = encoder.bufferCapacity
+        let buffer = encoder.bufferIdentity
         encoder.removeAll()
         #expect(encoder.count == 0)
-        #expect(encoder.bytes.capacity == capacity)
+        try encoder.encode(.ping)
+        #expect(encoder.bufferCapacity == capacity)
+        #expect(encoder.bufferIdentity == buffer)
+    }
+
+    @Test("taken bytes never change, and the memory is reused once they are dropped")
+    func takeEncoded() throws {
+        // Given two frames taken from an encoder
+        var encoder = FrameEncoder()
+        try encoder.encode(.ping)
+        try encoder.encode(.pong)
+        let buffer = encoder.bufferIdentity
+        var taken: Payload? = encoder.takeEncoded()
+        #expect(encoder.isEmpty)
+        // When more is encoded while they are held
+        try encoder.encode(.goodbye)
+        // Then the taken bytes are unchanged and the encoder moved to another buffer
+        #expect(taken.map(Array.init) == (try encoded([.ping, .pong])))
+        #expect(encoder.bytes == (try encoded([.goodbye])))
+        #expect(encoder.bufferIdentity != buffer)
+        // And once nothing holds the taken bytes, the encoder writes in place again
+        let second = encoder.bufferIdentity
+        taken = encoder.takeEncoded()
+        taken = nil
+        try encoder.encode(.ping)
+        #expect(encoder.bufferIdentity == second)
+        #expect(taken == nil)
+    }
+
+    @Test("a copy of an encoder does not write into the original's bytes")
+    func copiesAreIndependent() throws {
+        var original = FrameEncoder()
+        try original.encode(.ping)
+        var copy = original
+        try copy.encode(.pong)
+        try original.encode(.goodbye)
+        #expect(original.bytes == (try encoded([.ping, .goodbye])))
+        #expect(copy.bytes == (try encoded([.ping, .pong])))
     }
 
     @Test("the length field counts the opcode, the fields and the payload")

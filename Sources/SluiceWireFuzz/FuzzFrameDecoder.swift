@@ -1,0 +1,122 @@
+// libFuzzer entry point for the SluiceWire decoder. Not a SwiftPM target: `.ci/fuzz` compiles this file together
+// with Sources/SluiceWire/*.swift into one module with `swiftc -sanitize=fuzzer,address -parse-as-library`, so it
+// can also check the decoder's internals.
+//
+// The first input byte chooses how the rest is fed (chunk size, copy or read-in-place, frame-size limit); the rest is
+// the byte stream. Beyond "never traps, never hangs", every input checks:
+// - each decoded frame re-encodes to exactly the bytes it was decoded from (decoding is strict, so it is canonical);
+// - an error is one of the decoder codes 1–7, at an offset inside the stream, and repeats on the next call;
+// - the decoder's buffer stays bounded by the frame limit and the read size;
+// - every name in a frame can be checked against the grammar and matched, and a valid subject matches itself;
+// - the decoder's UTF-8 validator agrees with the standard library's on the whole input.
+
+/// Read sizes the first byte chooses from; the last means "all at once".
+private let chunkSizes = [1, 2, 3, 7, 64, 512, 4096, Int.max]
+/// Frame-size limits the first byte chooses from.
+private let frameLimits = [16, 300, 65_536, 1 << 20]
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzFrameDecoder(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    guard size > 0 else { return 0 }
+    let control = data[0]
+    let stream = UnsafeBufferPointer(start: data + 1, count: size - 1)
+    let chunkSize = chunkSizes[Int(control & 0x07)]
+    let readInPlace = control & 0x08 != 0
+    let maxFrameSize = frameLimits[Int(control >> 4) & 0x03]
+
+    let rawStream = UnsafeRawBufferPointer(stream)
+    let ours = UTF8Check.firstInvalidIndex(rawStream) == nil
+    precondition(ours == (String(validating: rawStream, as: UTF8.self) != nil), "UTF8Check disagrees with the stdlib")
+
+    var decoder = FrameDecoder(maxFrameSize: maxFrameSize, initialCapacity: 64)
+    var fed = 0
+    var consumed = 0
+    while fed < stream.count {
+        let count = min(chunkSize, stream.count - fed)
+        let piece = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: stream[fed..<fed + count]))
+        if readInPlace {
+            let written = decoder.append(minimumCapacity: count) { buffer in
+                buffer.copyMemory(from: piece)
+                return count
+            }
+            precondition(written == count)
+        } else {
+            decoder.append(piece)
+        }
+        fed += count
+        do {
+            while let frame = try decoder.next() {
+                consumed += checkRoundTrip(frame, stream: stream, at: consumed)
+                checkNames(in: frame)
+            }
+        } catch {
+            checkError(error, decoder: &decoder, fed: fed, consumed: consumed)
+            return 0
+        }
+        precondition(decoder.bufferedByteCount == fed - consumed, "buffered bytes do not add up")
+        let bound = 2 * (maxFrameSize + 4) + 2 * min(count, 1 << 20) + 4096
+        precondition(decoder.bufferCapacity <= bound, "buffer of \(decoder.bufferCapacity) bytes exceeds \(bound)")
+    }
+    return 0
+}
+
+/// Encodes `frame` and requires exactly the stream's bytes at `offset`; returns the frame's size on the wire.
+private func checkRoundTrip(_ frame: Frame, stream: UnsafeBufferPointer<UInt8>, at offset: Int) -> Int {
+    let length =
+        Int(stream[offset]) << 24 | Int(stream[offset + 1]) << 16 | Int(stream[offset + 2]) << 8
+        | Int(stream[offset + 3])
+    let original = stream[offset..<offset + 4 + length]
+    var encoder = FrameEncoder()
+    do {
+        try encoder.encode(frame)
+    } catch {
+        preconditionFailure("a decoded frame does not encode: \(error)")
+    }
+    precondition(encoder.bytes.elementsEqual(original), "re-encoding \(frame.opcode) changed its bytes")
+    // The split encoding must agree too.
+    var split = FrameEncoder()
+    let payload = try! split.encodeExceptPayload(frame)
+    precondition((split.bytes + Array(payload)).elementsEqual(original), "encodeExceptPayload disagrees")
+    return 4 + length
+}
+
+/// A decoder error must be a frame error inside the stream, and must stick.
+private func checkError(_ failure: WireError, decoder: inout FrameDecoder, fed: Int, consumed: Int) {
+    precondition((1...7).contains(failure.code.rawValue), "unexpected error code \(failure.code)")
+    precondition(failure.frameOffset == consumed, "error frame offset \(failure.frameOffset), expected \(consumed)")
+    precondition(failure.offset >= failure.frameOffset && failure.offset <= fed, "error offset out of range")
+    precondition(decoder.hasFailed && decoder.bufferedByteCount == 0)
+    do {
+        _ = try decoder.next()
+        preconditionFailure("a failed decoder decoded again")
+    } catch {
+        precondition(error == failure, "a failed decoder threw a different error")
+    }
+}
+
+/// Runs every name through the grammar and the matcher; none may trap, and a valid subject matches itself and `>`.
+private func checkNames(in frame: Frame) {
+    var names: [(String, NameKind)] = []
+    switch frame {
+    case .pub(let publish): names = [(publish.subject, .subject)]
+    case .sub(let subscribe): names = [(subscribe.pattern, .pattern), (subscribe.queueGroup ?? "q", .queueGroup)]
+    case .msg(let message): names = [(message.subject, .subject)]
+    case .push(let push): names = [(push.queue, .queue)]
+    case .consume(let consume): names = [(consume.queue, .queue)]
+    case .set(let set): names = [(set.key, .key)]
+    case .get(let get): names = [(get.key, .key)]
+    case .watch(let watch): names = [(watch.key, .key)]
+    case .request(let request): names = [(request.subject, .subject)]
+    default: return
+    }
+    for (name, kind) in names {
+        let valid = (try? Subject.validate(name, as: kind)) != nil
+        _ = Subject.matches(pattern: name, subject: name)
+        _ = Subject.matches(pattern: name, subject: "a.b.c")
+        _ = Subject.matches(pattern: "a.*.>", subject: name)
+        if valid && kind == .subject {
+            precondition(Subject.matches(pattern: name, subject: name), "\(name) does not match itself")
+            precondition(Subject.matches(pattern: ">", subject: name), "> does not match \(name)")
+        }
+    }
+}
