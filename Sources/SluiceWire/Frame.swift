@@ -23,7 +23,7 @@
 /// var encoder = FrameEncoder()
 /// try encoder.encode(.pub(.init(requestID: 1, subject: "orders.eu.created", payload: "{}")))
 /// try encoder.encode(.ping)
-/// socket.write(encoder.bytes)   // both frames, one write
+/// try encoder.withUnsafeBytes { try socket.write($0) }   // both frames, one write
 /// ```
 public enum Frame: Hashable, Sendable {
     // Session

@@ -91,17 +91,23 @@ public struct Payload: Sendable {
 }
 
 extension Payload: RandomAccessCollection {
+    /// Positions count bytes from 0.
     public typealias Index = Int
+    /// One byte.
     public typealias Element = UInt8
 
+    /// Always 0.
     public var startIndex: Int { 0 }
+    /// The number of bytes.
     public var endIndex: Int { self.count }
 
+    /// The byte at `position` (0-based). Traps outside `0..<count`, like an array.
     public subscript(position: Int) -> UInt8 {
         precondition(position >= 0 && position < self.count, "Payload index \(position) out of range 0..<\(self.count)")
         return self.withUnsafeBytes { $0[position] }
     }
 
+    /// Calls `body` with the bytes, always available: a payload is contiguous.
     public func withContiguousStorageIfAvailable<Result>(
         _ body: (UnsafeBufferPointer<UInt8>) throws -> Result
     ) rethrows -> Result? {
@@ -120,6 +126,7 @@ extension Payload: Hashable {
         return lhs.withUnsafeBytes { left in rhs.withUnsafeBytes { right in left.elementsEqual(right) } }
     }
 
+    /// Hashes the bytes.
     public func hash(into hasher: inout Hasher) {
         self.withUnsafeBytes { hasher.combine(bytes: $0) }
     }

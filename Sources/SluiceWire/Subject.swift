@@ -51,6 +51,7 @@ public struct NameError: Error, Hashable, Sendable, CustomStringConvertible {
     /// ``ErrorCode/badSubject`` for subjects and patterns, ``ErrorCode/badName`` for other names.
     public var code: ErrorCode { self.kind.errorCode }
 
+    /// `subject has an empty token at byte 7`.
     public var description: String {
         switch self.reason {
         case .empty: "\(self.kind) is empty"

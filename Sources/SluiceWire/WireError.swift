@@ -7,7 +7,8 @@
 /// enough to find the fault in a capture:
 ///
 /// ```text
-/// LENGTH_OVERRUN (5) at byte 42 (frame at 33, opcode 0x10): subject length 300, 12 bytes left [01 2c 6f 72 ...]
+/// LENGTH_OVERRUN (5) at byte 10 (frame at 0, opcode 0x10): subject length 256 overruns the frame (2 bytes left)
+/// [01 00 61 62]
 /// ```
 public struct WireError: Error, Hashable, Sendable, CustomStringConvertible {
     /// Why decoding failed: one of the connection-error codes 1–7.
@@ -19,7 +20,7 @@ public struct WireError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The opcode byte of that frame, or nil when the frame was rejected before its opcode (``ErrorCode/frameTooLarge``,
     /// or an announced length of 0).
     public let opcode: UInt8?
-    /// A short human explanation, such as `"subject length 300, 12 bytes left"`.
+    /// A short human explanation, such as `"subject length 256 overruns the frame (2 bytes left)"`.
     public let detail: String
     /// Up to 16 bytes from ``offset`` on, in hex (`"01 2c 6f 72"`), for logs.
     public let snippet: String
@@ -41,6 +42,7 @@ public struct WireError: Error, Hashable, Sendable, CustomStringConvertible {
         self.snippet = snippet
     }
 
+    /// The one-line form shown above: code, offsets, opcode, detail and snippet.
     public var description: String {
         var text = "\(self.code) at byte \(self.offset) (frame at \(self.frameOffset)"
         if let opcode = self.opcode { text += ", opcode \(Hex.byte(opcode))" }
