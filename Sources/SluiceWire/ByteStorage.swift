@@ -1,12 +1,14 @@
-/// A fixed-size, reference-counted block of bytes: the decoder's read buffer, and what every ``Payload`` cut from it
-/// keeps alive.
+/// A fixed-size, reference-counted block of bytes: the decoder's read buffer and the encoder's output buffer, and
+/// what every ``Payload`` cut from either keeps alive.
 ///
 /// ## Why `@unchecked Sendable` is sound here
 ///
 /// The bytes are plain memory, written in exactly two situations:
 /// - by the one ``FrameDecoder`` that owns the block, and only at indices at or past its write index: every
 ///   ``Payload`` made from the block covers bytes below that index, which are never written again;
-/// - by anyone holding the only reference (`isKnownUniquelyReferenced`), when no payload can see the bytes at all.
+/// - by the one holding the only reference (`isKnownUniquelyReferenced`): the decoder compacting, the
+///   ``FrameEncoder`` encoding (it checks before every frame, so bytes handed out by `takeEncoded()` stay as they
+///   were). No payload can see the bytes then.
 ///
 /// A payload only ever reads its own range. So a payload read on another thread never overlaps a write, and the
 /// compiler cannot prove this disjointness, hence the unchecked conformance. This is the module's only one.

@@ -2,9 +2,11 @@
 // with Sources/SluiceWire/*.swift into one module with `swiftc -sanitize=fuzzer,address -parse-as-library`, so it
 // can also check the decoder's internals.
 //
-// The first input byte chooses how the rest is fed (chunk size, copy or read-in-place, frame-size limit); the rest is
+// The first input byte chooses how the rest is fed (bits 0–2 chunk size, bit 3 copy or read-in-place, bits 4–5
+// frame-size limit, bit 6 let go of the buffer whenever idle, bit 7 re-encode through takeEncoded()); the rest is
 // the byte stream. Beyond "never traps, never hangs", every input checks:
-// - each decoded frame re-encodes to exactly the bytes it was decoded from (decoding is strict, so it is canonical);
+// - each decoded frame re-encodes to exactly the bytes it was decoded from (decoding is strict, so it is canonical),
+//   and still does after all later input was appended (nothing later overwrites the bytes a frame points into);
 // - an error is one of the decoder codes 1–7, at an offset inside the stream, and repeats on the next call;
 // - the decoder's buffer stays bounded by the frame limit and the read size;
 // - every name in a frame can be checked against the grammar and matched, and a valid subject matches itself;
@@ -23,6 +25,8 @@ public func fuzzFrameDecoder(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt 
     let chunkSize = chunkSizes[Int(control & 0x07)]
     let readInPlace = control & 0x08 != 0
     let maxFrameSize = frameLimits[Int(control >> 4) & 0x03]
+    let releaseWhenIdle = control & 0x40 != 0
+    let takeEncoded = control & 0x80 != 0
 
     let rawStream = UnsafeRawBufferPointer(stream)
     let ours = UTF8Check.firstInvalidIndex(rawStream) == nil
@@ -31,6 +35,15 @@ public func fuzzFrameDecoder(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt 
     var decoder = FrameDecoder(maxFrameSize: maxFrameSize, initialCapacity: 64)
     var fed = 0
     var consumed = 0
+    // Frames kept until the end, with where their bytes are in the stream.
+    var held: [(frame: Frame, range: Range<Int>)] = []
+    defer {
+        for (frame, range) in held {
+            var encoder = FrameEncoder()
+            try! encoder.encode(frame)
+            precondition(encoder.bytes.elementsEqual(stream[range]), "a held \(frame.opcode) changed after later input")
+        }
+    }
     while fed < stream.count {
         let count = min(chunkSize, stream.count - fed)
         let piece = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: stream[fed..<fed + count]))
@@ -46,7 +59,9 @@ public func fuzzFrameDecoder(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt 
         fed += count
         do {
             while let frame = try decoder.next() {
-                consumed += checkRoundTrip(frame, stream: stream, at: consumed)
+                let size = checkRoundTrip(frame, stream: stream, at: consumed, takeEncoded: takeEncoded)
+                if held.count < 64 { held.append((frame, consumed..<consumed + size)) }
+                consumed += size
                 checkNames(in: frame)
             }
         } catch {
@@ -54,6 +69,7 @@ public func fuzzFrameDecoder(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt 
             return 0
         }
         precondition(decoder.bufferedByteCount == fed - consumed, "buffered bytes do not add up")
+        if releaseWhenIdle { decoder.releaseBufferIfIdle() }
         let bound = 2 * (maxFrameSize + 4) + 2 * min(count, 1 << 20) + 4096
         precondition(decoder.bufferCapacity <= bound, "buffer of \(decoder.bufferCapacity) bytes exceeds \(bound)")
     }
@@ -61,7 +77,9 @@ public func fuzzFrameDecoder(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt 
 }
 
 /// Encodes `frame` and requires exactly the stream's bytes at `offset`; returns the frame's size on the wire.
-private func checkRoundTrip(_ frame: Frame, stream: UnsafeBufferPointer<UInt8>, at offset: Int) -> Int {
+private func checkRoundTrip(_ frame: Frame, stream: UnsafeBufferPointer<UInt8>, at offset: Int, takeEncoded: Bool)
+    -> Int
+{
     let length =
         Int(stream[offset]) << 24 | Int(stream[offset + 1]) << 16 | Int(stream[offset + 2]) << 8
         | Int(stream[offset + 3])
@@ -72,7 +90,15 @@ private func checkRoundTrip(_ frame: Frame, stream: UnsafeBufferPointer<UInt8>, 
     } catch {
         preconditionFailure("a decoded frame does not encode: \(error)")
     }
-    precondition(encoder.bytes.elementsEqual(original), "re-encoding \(frame.opcode) changed its bytes")
+    if takeEncoded {
+        // Take the bytes, then encode the frame again into the same encoder: the taken bytes must not change.
+        let taken = encoder.takeEncoded()
+        try! encoder.encode(frame)
+        precondition(taken.elementsEqual(original), "takeEncoded() bytes of \(frame.opcode) differ")
+        precondition(encoder.bytes.elementsEqual(original), "encoding after takeEncoded() differs")
+    } else {
+        precondition(encoder.bytes.elementsEqual(original), "re-encoding \(frame.opcode) changed its bytes")
+    }
     // The split encoding must agree too.
     var split = FrameEncoder()
     let payload = try! split.encodeExceptPayload(frame)
