@@ -33,7 +33,10 @@
 /// Payloads of decoded frames are views into the decoder's buffer (``Payload``), not copies. Later input never
 /// overwrites bytes a returned frame can see: new bytes go past them, and when the buffer must be compacted while
 /// frames still hold it, the unread bytes move to a new buffer instead. A frame that arrives in one read is never
-/// copied; one that straddles reads is copied once, when its length is known, into a buffer that holds all of it.
+/// moved. One that straddles reads is moved once, when its length is known, into a buffer that holds all of it; the
+/// read that completes it puts only the frame's rest behind it and starts a new buffer with whatever follows. (Only
+/// the bytes of a length field cut by a read, at most 3, can move once more.) This holds when every append is
+/// followed by taking the frames with `next()`.
 ///
 /// ## Errors
 ///
@@ -60,6 +63,12 @@ public struct FrameDecoder: ~Copyable, Sendable {
     private var readIndex = 0
     /// Buffer index one past the last byte appended.
     private var writeIndex = 0
+    /// Input that arrived behind a frame being assembled when that frame's buffer had no room left after it. It
+    /// becomes the read buffer as soon as that frame is returned, so the frame is never moved a second time. Set only
+    /// while the frame in `storage` is complete and not yet returned; never shared (no frame was cut from it yet).
+    private var overflow: ByteStorage?
+    /// Bytes in `overflow`.
+    private var overflowCount = 0
     /// Stream offset of `readIndex`: bytes of complete frames consumed so far, for error offsets.
     private var consumedByteCount = 0
     /// Where decoding stands.
@@ -97,7 +106,20 @@ public struct FrameDecoder: ~Copyable, Sendable {
     var bufferIdentity: ObjectIdentifier? { self.storage.map(ObjectIdentifier.init) }
 
     /// Bytes appended and not yet returned as frames.
-    public var bufferedByteCount: Int { self.writeIndex - self.readIndex }
+    public var bufferedByteCount: Int { self.unread + self.overflowCount }
+
+    /// Bytes in `storage` not yet returned as frames.
+    private var unread: Int { self.writeIndex - self.readIndex }
+
+    /// While a frame's length is known: the bytes of it still to come, 0 once it is complete, negative if input
+    /// after it is already in the buffer. Nil while waiting for a length.
+    private var missingFrameBytes: Int? {
+        guard case .waitingForFrame(let length) = self.state else { return nil }
+        return self.readIndex + 4 + length - self.writeIndex
+    }
+
+    /// Free bytes behind `writeIndex`.
+    private var tailRoom: Int { (self.storage?.capacity ?? 0) - self.writeIndex }
 
     /// Whether a previous ``next()`` threw; the decoder is then done.
     public var hasFailed: Bool {
@@ -108,11 +130,23 @@ public struct FrameDecoder: ~Copyable, Sendable {
     /// Appends a copy of `bytes` to the input. After a failure input is dropped.
     public mutating func append(_ bytes: UnsafeRawBufferPointer) {
         guard !bytes.isEmpty, !self.hasFailed, let source = bytes.baseAddress else { return }
+        if self.overflow != nil {
+            self.appendToOverflow(bytes)
+            return
+        }
+        if self.tailRoom < bytes.count, let missing = self.missingFrameBytes, missing >= 0, self.tailRoom >= missing {
+            // These bytes finish the frame being assembled (or come after it) and do not fit behind it. The frame's
+            // buffer has room for its own rest (it was sized when the length arrived): put that there, and start a
+            // new buffer with the bytes after it, rather than move the assembled frame again.
+            (self.storage.unsafelyUnwrapped.base + self.writeIndex).copyMemory(from: source, byteCount: missing)
+            self.writeIndex += missing
+            let rest = UnsafeRawBufferPointer(rebasing: bytes[missing...])
+            self.overflow = ByteStorage(capacity: max(rest.count, self.minimumCapacity))
+            self.appendToOverflow(rest)
+            return
+        }
         self.reserveWritable(bytes.count)
-        self.storage.unsafelyUnwrapped.base.advanced(by: self.writeIndex).copyMemory(
-            from: source,
-            byteCount: bytes.count
-        )
+        (self.storage.unsafelyUnwrapped.base + self.writeIndex).copyMemory(from: source, byteCount: bytes.count)
         self.writeIndex += bytes.count
     }
 
@@ -124,11 +158,13 @@ public struct FrameDecoder: ~Copyable, Sendable {
         }
     }
 
-    /// Lets `fill` write input straight into the decoder's buffer, saving the copy `append(_:)`
-    /// makes: pass it to a socket read.
+    /// Lets `fill` write input straight into the decoder's buffer, saving the copy `append(_:)` makes: pass it to a
+    /// socket read.
     ///
-    /// `fill` gets at least `minimumCapacity` writable bytes (possibly more) and returns how many it wrote, from the
-    /// start of the buffer it was given. The bytes are untouched by any returned frame.
+    /// `fill` gets a buffer of at least `minimumCapacity` bytes, with one exception: while a frame is being assembled
+    /// and the room behind it is smaller than that, it gets exactly the bytes that frame still needs, so the frame is
+    /// completed where it is and never moved. `fill` returns how many bytes it wrote, from the start of the buffer.
+    /// No returned frame can see these bytes.
     ///
     /// ```swift
     /// let count = try decoder.append(minimumCapacity: 16_384) { buffer in try socket.read(into: buffer) }
@@ -141,12 +177,43 @@ public struct FrameDecoder: ~Copyable, Sendable {
         minimumCapacity: Int,
         from fill: (UnsafeMutableRawBufferPointer) throws(Failure) -> Int
     ) throws(Failure) -> Int {
-        self.reserveWritable(max(minimumCapacity, 1))
+        let minimumCapacity = max(minimumCapacity, 1)
+        if let overflow = self.overflow {
+            if overflow.capacity - self.overflowCount < minimumCapacity {
+                self.growOverflow(toHold: self.overflowCount + minimumCapacity)
+            }
+            let target = self.overflow.unsafelyUnwrapped
+            let tail = UnsafeMutableRawBufferPointer(
+                start: target.base + self.overflowCount,
+                count: target.capacity - self.overflowCount
+            )
+            let written = try fill(tail)
+            precondition(written >= 0 && written <= tail.count, "fill returned \(written) for \(tail.count) bytes")
+            self.overflowCount += written
+            return written
+        }
+        if self.tailRoom < minimumCapacity, let missing = self.missingFrameBytes, missing >= 0, self.tailRoom >= missing
+        {
+            if missing == 0 {
+                // The frame is complete and ends the buffer: the next bytes start the buffer that follows it.
+                self.overflow = ByteStorage(capacity: max(minimumCapacity, self.minimumCapacity))
+                return try self.append(minimumCapacity: minimumCapacity, from: fill)
+            }
+            // Otherwise offer exactly the frame's rest, which fits behind it, instead of moving it; whatever comes
+            // next then starts the following buffer.
+            return try self.fill(count: missing, from: fill)
+        }
+        self.reserveWritable(minimumCapacity)
+        return try self.fill(count: self.tailRoom, from: fill)
+    }
+
+    /// Lets `fill` write up to `count` bytes at `writeIndex` (which must have room for them).
+    private mutating func fill<Failure: Error>(
+        count: Int,
+        from fill: (UnsafeMutableRawBufferPointer) throws(Failure) -> Int
+    ) throws(Failure) -> Int {
         let storage = self.storage.unsafelyUnwrapped
-        let tail = UnsafeMutableRawBufferPointer(
-            start: storage.base + self.writeIndex,
-            count: storage.capacity - self.writeIndex
-        )
+        let tail = UnsafeMutableRawBufferPointer(start: storage.base + self.writeIndex, count: count)
         let written = try fill(tail)
         precondition(written >= 0 && written <= tail.count, "fill returned \(written) for \(tail.count) bytes")
         if !self.hasFailed { self.writeIndex += written }
@@ -176,7 +243,7 @@ public struct FrameDecoder: ~Copyable, Sendable {
         case .waitingForFrame(let length):
             return try self.frameIfComplete(length: length)
         case .waitingForHeader:
-            guard self.bufferedByteCount >= 4 else { return nil }
+            guard self.unread >= 4 else { return nil }
             let announced = UInt32(
                 bigEndian: self.storage.unsafelyUnwrapped.base.loadUnaligned(
                     fromByteOffset: self.readIndex,
@@ -195,7 +262,7 @@ public struct FrameDecoder: ~Copyable, Sendable {
                 throw self.fail(.truncatedField, "announced length 0 leaves no room for the opcode")
             }
             self.state = .waitingForFrame(length: length)
-            if self.bufferedByteCount < 4 + length && self.bufferCapacity - self.readIndex < 4 + length {
+            if self.unread < 4 + length && self.bufferCapacity - self.readIndex < 4 + length {
                 // The rest of this frame will not fit behind it: move what has arrived, once, into a buffer that
                 // holds the whole frame, so it is assembled in place as the remaining reads come in.
                 self.relocate(holding: 4 + length)
@@ -206,7 +273,7 @@ public struct FrameDecoder: ~Copyable, Sendable {
 
     /// Decodes the frame at `readIndex` if all `4 + length` bytes are buffered.
     private mutating func frameIfComplete(length: Int) throws(WireError) -> Frame? {
-        guard self.bufferedByteCount >= 4 + length else { return nil }
+        guard self.unread >= 4 + length else { return nil }
         // Not retained: `self.storage` keeps it alive, and nothing below replaces it before the reader is gone.
         unowned(unsafe) let storage = self.storage.unsafelyUnwrapped
         let frame: Frame
@@ -225,6 +292,15 @@ public struct FrameDecoder: ~Copyable, Sendable {
         self.readIndex += 4 + length
         self.consumedByteCount += 4 + length
         self.state = .waitingForHeader
+        if let overflow = self.overflow {
+            // The frame that filled its buffer is out: what came after it is the read buffer now.
+            assert(self.readIndex == self.writeIndex, "overflow while the old buffer still has unread bytes")
+            self.storage = overflow
+            self.readIndex = 0
+            self.writeIndex = self.overflowCount
+            self.overflow = nil
+            self.overflowCount = 0
+        }
         return frame
     }
 
@@ -233,7 +309,7 @@ public struct FrameDecoder: ~Copyable, Sendable {
         let storage = self.storage.unsafelyUnwrapped
         let shown = UnsafeRawBufferPointer(
             start: storage.base + self.readIndex,
-            count: min(16, self.bufferedByteCount)
+            count: min(16, self.unread)
         )
         let error = WireError(
             code: code,
@@ -251,6 +327,8 @@ public struct FrameDecoder: ~Copyable, Sendable {
     private mutating func enterFailure(_ error: WireError) {
         self.state = .failed(error)
         self.storage = nil
+        self.overflow = nil
+        self.overflowCount = 0
         self.readIndex = 0
         self.writeIndex = 0
     }
@@ -260,7 +338,7 @@ public struct FrameDecoder: ~Copyable, Sendable {
     /// Makes room for `count` more bytes at `writeIndex`.
     private mutating func reserveWritable(_ count: Int) {
         if let storage = self.storage, storage.capacity - self.writeIndex >= count { return }
-        var needed = self.bufferedByteCount + count
+        var needed = self.unread + count
         if case .waitingForFrame(let length) = self.state { needed = max(needed, 4 + length) }
         self.relocate(holding: needed)
     }
@@ -268,7 +346,7 @@ public struct FrameDecoder: ~Copyable, Sendable {
     /// Moves the unread bytes to the front of a buffer of at least `needed` bytes: the current one if nobody else
     /// can see it and it is big enough, a new one otherwise (the old one lives on in the payloads that hold it).
     private mutating func relocate(holding needed: Int) {
-        let unread = self.bufferedByteCount
+        let unread = self.unread
         if isKnownUniquelyReferenced(&self.storage), let storage = self.storage, storage.capacity >= needed {
             if self.readIndex > 0 && unread > 0 {
                 storage.base.copyMemory(from: storage.base + self.readIndex, byteCount: unread)
@@ -289,5 +367,25 @@ public struct FrameDecoder: ~Copyable, Sendable {
         }
         self.readIndex = 0
         self.writeIndex = unread
+    }
+
+    /// Appends to `overflow`, growing it if needed.
+    private mutating func appendToOverflow(_ bytes: UnsafeRawBufferPointer) {
+        guard let source = bytes.baseAddress, !bytes.isEmpty else { return }
+        if self.overflow.unsafelyUnwrapped.capacity - self.overflowCount < bytes.count {
+            self.growOverflow(toHold: self.overflowCount + bytes.count)
+        }
+        (self.overflow.unsafelyUnwrapped.base + self.overflowCount).copyMemory(from: source, byteCount: bytes.count)
+        self.overflowCount += bytes.count
+    }
+
+    /// Moves `overflow` to a buffer of at least `needed` bytes (at least double). Only input appended twice before
+    /// `next()` takes the waiting frame gets here.
+    private mutating func growOverflow(toHold needed: Int) {
+        let old = self.overflow.unsafelyUnwrapped
+        let fresh = ByteStorage(capacity: max(needed, 2 * old.capacity))
+        fresh.base.copyMemory(from: old.base, byteCount: self.overflowCount)
+        self.movedByteCount += self.overflowCount
+        self.overflow = fresh
     }
 }

@@ -3,12 +3,13 @@
 // can also check the decoder's internals.
 //
 // The first input byte chooses how the rest is fed (bits 0–2 chunk size, bit 3 copy or read-in-place, bits 4–5
-// frame-size limit, bit 6 let go of the buffer whenever idle, bit 7 re-encode through takeEncoded()); the rest is
-// the byte stream. Beyond "never traps, never hangs", every input checks:
+// frame-size limit, bit 6 let go of the buffer whenever idle, bit 7 re-encode through takeEncoded()), the second how
+// often frames are taken (bits 0–1: after every 1, 1, 2 or 5 appends); the rest is the byte stream. Beyond "never traps, never hangs", every input checks:
 // - each decoded frame re-encodes to exactly the bytes it was decoded from (decoding is strict, so it is canonical),
 //   and still does after all later input was appended (nothing later overwrites the bytes a frame points into);
 // - an error is one of the decoder codes 1–7, at an offset inside the stream, and repeats on the next call;
-// - the decoder's buffer stays bounded by the frame limit and the read size;
+// - the decoder's buffer stays bounded by the frame limit and the read size, and when frames are taken after every
+//   append no input byte is moved twice (the copy-at-most-once rule);
 // - every name in a frame can be checked against the grammar and matched, and a valid subject matches itself;
 // - the decoder's UTF-8 validator agrees with the standard library's on the whole input.
 
@@ -16,12 +17,15 @@
 private let chunkSizes = [1, 2, 3, 7, 64, 512, 4096, Int.max]
 /// Frame-size limits the first byte chooses from.
 private let frameLimits = [16, 300, 65_536, 1 << 20]
+/// How many appends between taking frames, chosen by the second byte.
+private let drainCadences = [1, 1, 2, 5]
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzFrameDecoder(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    guard size > 0 else { return 0 }
+    guard size > 1 else { return 0 }
     let control = data[0]
-    let stream = UnsafeBufferPointer(start: data + 1, count: size - 1)
+    let drainEvery = drainCadences[Int(data[1] & 0x03)]
+    let stream = UnsafeBufferPointer(start: data + 2, count: size - 2)
     let chunkSize = chunkSizes[Int(control & 0x07)]
     let readInPlace = control & 0x08 != 0
     let maxFrameSize = frameLimits[Int(control >> 4) & 0x03]
@@ -37,6 +41,7 @@ public func fuzzFrameDecoder(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt 
     var consumed = 0
     // Frames kept until the end, with where their bytes are in the stream.
     var held: [(frame: Frame, range: Range<Int>)] = []
+    var appends = 0
     defer {
         for (frame, range) in held {
             var encoder = FrameEncoder()
@@ -48,15 +53,23 @@ public func fuzzFrameDecoder(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt 
         let count = min(chunkSize, stream.count - fed)
         let piece = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: stream[fed..<fed + count]))
         if readInPlace {
-            let written = decoder.append(minimumCapacity: count) { buffer in
-                buffer.copyMemory(from: piece)
-                return count
+            // The decoder may offer less than asked while a large frame is arriving: read until the piece is in.
+            var written = 0
+            while written < count {
+                let step = decoder.append(minimumCapacity: count - written) { buffer in
+                    let take = min(buffer.count, count - written)
+                    buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: piece[written..<written + take]))
+                    return take
+                }
+                precondition(step > 0, "the decoder offered no room")
+                written += step
             }
-            precondition(written == count)
         } else {
             decoder.append(piece)
         }
         fed += count
+        appends += 1
+        guard appends % drainEvery == 0 || fed == stream.count else { continue }
         do {
             while let frame = try decoder.next() {
                 let size = checkRoundTrip(frame, stream: stream, at: consumed, takeEncoded: takeEncoded)
@@ -69,8 +82,14 @@ public func fuzzFrameDecoder(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt 
             return 0
         }
         precondition(decoder.bufferedByteCount == fed - consumed, "buffered bytes do not add up")
+        if drainEvery == 1 {
+            // Taking frames after every append, no byte is moved twice: only a length field cut by a read (at most 3
+            // bytes a frame) may move more than once.
+            let bound = fed + 8 * (consumed / 5 + 1)  // a frame is at least 5 bytes
+            precondition(decoder.movedByteCount <= bound, "moved \(decoder.movedByteCount) bytes of \(fed) fed")
+        }
         if releaseWhenIdle { decoder.releaseBufferIfIdle() }
-        let bound = 2 * (maxFrameSize + 4) + 2 * min(count, 1 << 20) + 4096
+        let bound = 2 * (maxFrameSize + 4) + 4 * drainEvery * min(count, 1 << 20) + 4096
         precondition(decoder.bufferCapacity <= bound, "buffer of \(decoder.bufferCapacity) bytes exceeds \(bound)")
     }
     return 0

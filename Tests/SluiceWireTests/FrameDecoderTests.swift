@@ -113,6 +113,65 @@ struct FrameDecoderTests {
         #expect(publish.payload.storageIdentity == decoder.bufferIdentity)
     }
 
+    @Test(
+        "a large frame is moved at most once even when its last read also carries the next frames",
+        arguments: FeedMethod.allCases
+    )
+    func largeFrameMovedOnceWithTrailingFrames(method: FeedMethod) throws {
+        // Given a 100 KB PUB between small frames, arriving in 64 KiB reads, so the read that completes the PUB also
+        // carries the PINGs after it
+        let big = pub(Array(repeating: 5, count: 100_000))
+        let frames: [Frame] = [.ping, big] + Array(repeating: .ping, count: 5000)
+        let bytes = try encoded(frames)
+        var decoder = FrameDecoder(initialCapacity: 4096)
+        // When it is decoded
+        let outcome = feed(bytes, to: &decoder, chunkSize: 65_536, method: method)
+        // Then every frame comes out, and the bytes moved are at most the PUB's part of the first read, moved once
+        // when its length was known
+        #expect(outcome.error == nil)
+        #expect(outcome.frames == frames)
+        #expect(decoder.movedByteCount <= 65_536, "\(decoder.movedByteCount) bytes moved")
+    }
+
+    @Test(
+        "several appends before the frames are taken still give every frame, in order",
+        arguments: [1, 2, 3] as [UInt64]
+    )
+    func appendsWithoutDraining(seed: UInt64) throws {
+        // Given large and small frames, fed in random pieces by both ways in, with next() drained only now and then
+        var random = RandomFrames(random: SplitMix64(seed: seed))
+        let frames: [Frame] =
+            (0..<60).map { index in
+                index % 7 == 0 ? pub(Array(repeating: UInt8(index), count: 20_000 + index)) : random.frame()
+            }
+        let bytes = try encoded(frames)
+        var decoder = FrameDecoder(initialCapacity: 256)
+        var decoded: [Frame] = []
+        var start = 0
+        while start < bytes.count {
+            let end = min(bytes.count, start + random.int(1...30_000))
+            if random.bool() {
+                decoder.append(bytes[start..<end])
+            } else {
+                var position = start
+                while position < end {
+                    position += decoder.append(minimumCapacity: end - position) { buffer in
+                        let take = min(buffer.count, end - position)
+                        buffer.copyBytes(from: bytes[position..<position + take])
+                        return take
+                    }
+                }
+            }
+            start = end
+            if random.int(0...3) == 0 || start == bytes.count {
+                while let frame = try decoder.next() { decoded.append(frame) }
+            }
+        }
+        // Then nothing is lost, duplicated or changed
+        #expect(decoded == frames)
+        #expect(decoder.bufferedByteCount == 0)
+    }
+
     @Test("bytes written in place never land on a returned frame, and an unshared buffer is reused")
     func readInPlaceRespectsReturnedFrames() throws {
         // Given a PUB read in place and decoded
@@ -139,6 +198,34 @@ struct FrameDecoderTests {
         _ = decoder.append(minimumCapacity: 250) { _ in 0 }
         #expect(decoder.bufferIdentity == firstBuffer)
         #expect(held == nil)
+    }
+
+    @Test("reading in place behind a large frame offers exactly that frame's rest, then a fresh buffer")
+    func readInPlaceOffersFrameRest() throws {
+        // Given the first 1,000 bytes of a 10,000-byte PUB, its length known
+        let bytes = try encoded([pub(Array(repeating: 1, count: 10_000 - 12)), .ping])
+        let frameSize = bytes.count - 5
+        var decoder = FrameDecoder(initialCapacity: 256)
+        decoder.append(bytes[0..<1000])
+        #expect(try decoder.next() == nil)
+        // When a 64 KiB read is offered
+        var offered = 0
+        _ = decoder.append(minimumCapacity: 65_536) { buffer in
+            offered = buffer.count
+            buffer.copyBytes(from: bytes[1000..<1000 + buffer.count])
+            return buffer.count
+        }
+        // Then it gets exactly the frame's rest, and the read after it a buffer of its own, before next()
+        #expect(offered == frameSize - 1000)
+        _ = decoder.append(minimumCapacity: 65_536) { buffer in
+            offered = buffer.count
+            buffer.copyBytes(from: bytes[frameSize...])
+            return 5
+        }
+        #expect(offered >= 65_536)
+        #expect(try decoder.next()?.opcode == .pub)
+        #expect(try decoder.next() == .ping)
+        #expect(decoder.movedByteCount <= 1000)
     }
 
     @Test("a read that throws appends nothing")

@@ -44,11 +44,15 @@ func feed(
             scratch.withUnsafeBytes { decoder.append(UnsafeRawBufferPointer(rebasing: $0.prefix(count))) }
             for index in scratch.indices { scratch[index] = 0x58 }
         case .readInPlace:
-            let written = decoder.append(minimumCapacity: count) { buffer in
-                for index in 0..<count { buffer[index] = bytes[fed + index] }
-                return count
+            // The decoder may offer less than asked while a large frame is arriving: read until the piece is in.
+            var written = 0
+            while written < count {
+                written += decoder.append(minimumCapacity: count - written) { buffer in
+                    let take = min(buffer.count, count - written)
+                    for index in 0..<take { buffer[index] = bytes[fed + written + index] }
+                    return take
+                }
             }
-            precondition(written == count)
         }
         fed += count
         do {
