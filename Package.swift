@@ -13,10 +13,14 @@ let package = Package(
     products: [
         .library(name: "SluiceChannels", targets: ["SluiceChannels"]),
         .library(name: "SluiceIO", targets: ["SluiceIO"]),
+        .library(name: "SluiceWire", targets: ["SluiceWire"]),
         .executable(name: "sluice-bench", targets: ["sluice-bench"]),
     ],
     targets: [
         .target(name: "SluiceChannels", swiftSettings: strictSettings),
+        // Pure codec: bytes in, frames out. Sources/SluiceWireFuzz is not a target: .ci/fuzz builds it with
+        // swiftc -sanitize=fuzzer,address.
+        .target(name: "SluiceWire", swiftSettings: strictSettings),
         .target(name: "CSluiceLinux"),
         .target(
             name: "SluiceIO",
@@ -36,6 +40,11 @@ let package = Package(
         .testTarget(
             name: "SluiceChannelsTests",
             dependencies: ["SluiceChannels"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SluiceWireTests",
+            dependencies: ["SluiceWire"],
             swiftSettings: strictSettings
         ),
     ],

@@ -1,0 +1,179 @@
+/// Appends frames to a growable byte buffer, ready for one write.
+///
+/// Encode every frame that is ready, write the bytes once, then ``removeAll(keepingCapacity:)`` and reuse the
+/// buffer: once it has grown to the batch size, encoding allocates nothing.
+///
+/// ```swift
+/// var encoder = FrameEncoder()
+/// for frame in ready { try encoder.encode(frame) }
+/// try encoder.withUnsafeBytes { try socket.write($0) }
+/// encoder.removeAll()
+/// ```
+///
+/// An async write that must own its bytes takes them with ``takeEncoded()``: no copy, and the encoder reuses the
+/// memory when the write has let go of it. To send a large payload without copying it at all,
+/// ``encodeExceptPayload(_:)`` writes the frame up to its payload and hands the payload back, for a vectored write
+/// (`writev`) of both.
+///
+/// ## Errors
+///
+/// ``FrameEncodingError`` when a frame cannot be represented: a string over 65,535 UTF-8 bytes, more than 65,535
+/// headers or statistics, or a frame over 4 GiB. The buffer is then left exactly as it was before the call.
+public struct FrameEncoder: Sendable {
+    /// The output buffer; bytes `0..<count` are encoded frames. Shared only after ``takeEncoded()`` (or a copy of the
+    /// encoder): every encode checks it is the only owner first and moves to a fresh buffer otherwise, so a taken
+    /// `Payload` never changes.
+    private var storage: ByteStorage
+    /// Bytes encoded so far.
+    public private(set) var count = 0
+
+    /// Creates an empty encoder with room for `capacity` bytes.
+    public init(reservingCapacity capacity: Int = 4096) {
+        self.storage = ByteStorage(capacity: max(capacity, 64))
+    }
+
+    /// Whether nothing is encoded.
+    public var isEmpty: Bool { self.count == 0 }
+
+    /// Bytes the buffer holds before it must grow. For tests.
+    var bufferCapacity: Int { self.storage.capacity }
+
+    /// The buffer, to tell in tests whether memory was reused.
+    var bufferIdentity: ObjectIdentifier { ObjectIdentifier(self.storage) }
+
+    /// A copy of the encoded bytes. For tests and small jobs; to write, use ``withUnsafeBytes(_:)`` or
+    /// ``takeEncoded()``, which do not copy.
+    public var bytes: [UInt8] { self.withUnsafeBytes { Array($0) } }
+
+    /// Calls `body` with the encoded bytes; the pointer is valid only inside `body`.
+    public func withUnsafeBytes<Result, Failure: Error>(
+        _ body: (UnsafeRawBufferPointer) throws(Failure) -> Result
+    ) throws(Failure) -> Result {
+        defer { withExtendedLifetime(self.storage) {} }
+        return try body(UnsafeRawBufferPointer(start: self.storage.base, count: self.count))
+    }
+
+    /// Hands over everything encoded so far as an owned, immutable ``Payload`` (no copy), for a write that
+    /// outlives this call, and leaves the encoder empty. The encoder reuses its memory once that payload is gone.
+    public mutating func takeEncoded() -> Payload {
+        defer { self.count = 0 }
+        return Payload(storage: self.storage, start: 0, count: self.count)
+    }
+
+    /// Forgets the encoded bytes, keeping the memory for the next batch unless told otherwise.
+    public mutating func removeAll(keepingCapacity: Bool = true) {
+        self.count = 0
+        if !keepingCapacity { self.storage = ByteStorage(capacity: 64) }
+    }
+
+    /// Appends `frame`.
+    ///
+    /// ## Errors
+    ///
+    /// ``FrameEncodingError`` if the frame cannot be represented; nothing is appended then.
+    public mutating func encode(_ frame: Frame) throws(FrameEncodingError) {
+        _ = try self.encode(frame, includingPayload: true)
+    }
+
+    /// Appends `frame` up to, not including, its payload, and returns the payload: write these bytes and then the
+    /// payload's bytes, and the peer receives exactly what ``encode(_:)`` would have produced. For frames without a
+    /// payload this is ``encode(_:)`` and returns an empty payload.
+    ///
+    /// ## Errors
+    ///
+    /// ``FrameEncodingError`` if the frame cannot be represented; nothing is appended then.
+    public mutating func encodeExceptPayload(_ frame: Frame) throws(FrameEncodingError) -> Payload {
+        try self.encode(frame, includingPayload: false)
+    }
+
+    private mutating func encode(_ frame: Frame, includingPayload: Bool) throws(FrameEncodingError) -> Payload {
+        if !isKnownUniquelyReferenced(&self.storage) { self.grow(to: self.storage.capacity) }
+        let start = self.count
+        do throws(FrameEncodingError) {
+            self.reserve(5)
+            self.count += 4  // the length, stored below
+            self.appendU8(frame.opcode.rawValue)
+            let payload = try self.appendFields(of: frame) ?? Payload()
+            let length = self.count - start - 4 + payload.count
+            guard length <= Int(UInt32.max) else { throw FrameEncodingError.frameTooLarge(byteCount: length) }
+            self.storage.base.storeBytes(of: UInt32(length).bigEndian, toByteOffset: start, as: UInt32.self)
+            guard includingPayload else { return payload }
+            payload.withUnsafeBytes { self.appendBytes($0) }
+            return Payload()
+        } catch {
+            self.count = start
+            throw error
+        }
+    }
+
+    // MARK: Fields
+
+    /// Makes room for `extra` more bytes.
+    @inline(__always)
+    private mutating func reserve(_ extra: Int) {
+        if self.count + extra > self.storage.capacity { self.grow(to: self.count + extra) }
+    }
+
+    /// Moves to a buffer of at least `needed` bytes (at least double the old one), keeping what is encoded.
+    private mutating func grow(to needed: Int) {
+        let fresh = ByteStorage(capacity: max(needed, 2 * self.storage.capacity))
+        fresh.base.copyMemory(from: self.storage.base, byteCount: self.count)
+        self.storage = fresh
+    }
+
+    @inline(__always)
+    private mutating func store<Value: FixedWidthInteger>(_ value: Value) {
+        let size = MemoryLayout<Value>.size
+        self.reserve(size)
+        self.storage.base.storeBytes(of: value.bigEndian, toByteOffset: self.count, as: Value.self)
+        self.count += size
+    }
+
+    mutating func appendU8(_ value: UInt8) { self.store(value) }
+    mutating func appendU16(_ value: UInt16) { self.store(value) }
+    mutating func appendU32(_ value: UInt32) { self.store(value) }
+    mutating func appendU64(_ value: UInt64) { self.store(value) }
+
+    private mutating func appendBytes(_ bytes: UnsafeRawBufferPointer) {
+        guard let source = bytes.baseAddress, !bytes.isEmpty else { return }
+        self.reserve(bytes.count)
+        (self.storage.base + self.count).copyMemory(from: source, byteCount: bytes.count)
+        self.count += bytes.count
+    }
+
+    /// A 2-byte length and the UTF-8 bytes.
+    mutating func appendString(_ string: String, field: StaticString) throws(FrameEncodingError) {
+        let utf8 = string.utf8
+        guard utf8.count <= Int(UInt16.max) else {
+            throw FrameEncodingError.stringTooLong(field: "\(field)", byteCount: utf8.count)
+        }
+        self.appendU16(UInt16(utf8.count))
+        let copied: Void? = utf8.withContiguousStorageIfAvailable { self.appendBytes(UnsafeRawBufferPointer($0)) }
+        if copied == nil {
+            self.reserve(utf8.count)
+            for byte in utf8 { self.appendU8(byte) }
+        }
+    }
+
+    /// A 2-byte count and the name–value pairs.
+    mutating func appendHeaders(_ headers: Headers) throws(FrameEncodingError) {
+        guard headers.count <= Int(UInt16.max) else {
+            throw FrameEncodingError.tooManyEntries(field: "headers", count: headers.count)
+        }
+        self.appendU16(UInt16(headers.count))
+        for field in headers.fields {
+            try self.appendString(field.name, field: "header_name")
+            try self.appendString(field.value, field: "header_value")
+        }
+    }
+}
+
+/// A frame that cannot be put on the wire.
+public enum FrameEncodingError: Error, Hashable, Sendable {
+    /// A string field is longer than its 2-byte length can say (65,535 UTF-8 bytes).
+    case stringTooLong(field: String, byteCount: Int)
+    /// More headers or statistics entries than a 2-byte count can say.
+    case tooManyEntries(field: String, count: Int)
+    /// The frame is longer than a 4-byte length can say.
+    case frameTooLarge(byteCount: Int)
+}

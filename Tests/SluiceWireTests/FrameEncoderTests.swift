@@ -1,0 +1,149 @@
+import Testing
+
+@testable import SluiceWire
+
+@Suite("FrameEncoder")
+struct FrameEncoderTests {
+    @Test("a string over 65,535 bytes is refused and the buffer is left as it was")
+    func stringTooLong() throws {
+        // Given an encoder holding one frame
+        var encoder = FrameEncoder()
+        try encoder.encode(.ping)
+        let before = encoder.bytes
+        // When a PUB with a 65,536-byte subject is encoded
+        let subject = String(repeating: "a", count: 65_536)
+        #expect(throws: FrameEncodingError.stringTooLong(field: "subject", byteCount: 65_536)) {
+            try encoder.encode(.pub(.init(subject: subject, payload: "x")))
+        }
+        // Then nothing of it was appended
+        #expect(encoder.bytes == before)
+        // And 65,535 bytes is fine
+        try encoder.encode(.pub(.init(subject: String(subject.dropFirst()), payload: "x")))
+    }
+
+    @Test("more than 65,535 headers or statistics are refused")
+    func tooManyEntries() {
+        var encoder = FrameEncoder()
+        let headers = Headers(Array(repeating: Headers.Field(name: "n", value: "v"), count: 65_536))
+        #expect(throws: FrameEncodingError.tooManyEntries(field: "headers", count: 65_536)) {
+            try encoder.encode(.msg(.init(subscriptionID: 1, subject: "a", headers: headers, payload: Payload())))
+        }
+        let entries = Array(repeating: Frame.StatsReply.Entry(name: "n", value: 1), count: 65_536)
+        #expect(throws: FrameEncodingError.tooManyEntries(field: "entries", count: 65_536)) {
+            try encoder.encode(.statsReply(.init(requestID: 1, entries: entries)))
+        }
+        #expect(encoder.isEmpty)
+    }
+
+    @Test("removeAll keeps the buffer's memory for the next batch")
+    func removeAllKeepsCapacity() throws {
+        var encoder = FrameEncoder(reservingCapacity: 16)
+        for _ in 0..<100 {
+            try encoder.encode(.pub(.init(subject: "a.b", payload: Payload(Array(repeating: 1, count: 100)))))
+        }
+        let capacity = encoder.bufferCapacity
+        let buffer = encoder.bufferIdentity
+        encoder.removeAll()
+        #expect(encoder.count == 0)
+        try encoder.encode(.ping)
+        #expect(encoder.bufferCapacity == capacity)
+        #expect(encoder.bufferIdentity == buffer)
+    }
+
+    @Test("taken bytes never change, and the memory is reused once they are dropped")
+    func takeEncoded() throws {
+        // Given two frames taken from an encoder
+        var encoder = FrameEncoder()
+        try encoder.encode(.ping)
+        try encoder.encode(.pong)
+        let buffer = encoder.bufferIdentity
+        var taken: Payload? = encoder.takeEncoded()
+        #expect(encoder.isEmpty)
+        // When more is encoded while they are held
+        try encoder.encode(.goodbye)
+        // Then the taken bytes are unchanged and the encoder moved to another buffer
+        #expect(taken.map(Array.init) == (try encoded([.ping, .pong])))
+        #expect(encoder.bytes == (try encoded([.goodbye])))
+        #expect(encoder.bufferIdentity != buffer)
+        // And once nothing holds the taken bytes, the encoder writes in place again
+        let second = encoder.bufferIdentity
+        taken = encoder.takeEncoded()
+        taken = nil
+        try encoder.encode(.ping)
+        #expect(encoder.bufferIdentity == second)
+        #expect(taken == nil)
+    }
+
+    @Test("a copy of an encoder does not write into the original's bytes")
+    func copiesAreIndependent() throws {
+        var original = FrameEncoder()
+        try original.encode(.ping)
+        var copy = original
+        try copy.encode(.pong)
+        try original.encode(.goodbye)
+        #expect(original.bytes == (try encoded([.ping, .goodbye])))
+        #expect(copy.bytes == (try encoded([.ping, .pong])))
+    }
+
+    @Test("the length field counts the opcode, the fields and the payload")
+    func lengthField() throws {
+        var encoder = FrameEncoder()
+        try encoder.encode(.response(.init(requestID: 1, payload: Payload(Array(repeating: 0, count: 300)))))
+        // opcode 1 + request_id 4 + header_count 2 + payload 300
+        #expect(Array(encoder.bytes.prefix(4)) == [0, 0, 0x01, 0x33])
+        #expect(encoder.count == 4 + 307)
+    }
+}
+
+@Suite("Payload")
+struct PayloadTests {
+    @Test("payloads compare by bytes, wherever the bytes live")
+    func equalityByBytes() {
+        let a: Payload = "hello"
+        let b = Payload(Array("hello".utf8))
+        #expect(a == b)
+        #expect(a.hashValue == b.hashValue)
+        #expect(a != "hellO")
+        #expect(Payload() == Payload([]))
+        #expect(Payload("").isEmpty)
+        #expect(String(decoding: a, as: UTF8.self) == "hello")
+    }
+
+    @Test("compacted copies the bytes into a block of their own")
+    func compacted() throws {
+        var decoder = FrameDecoder()
+        decoder.append(try encoded([.pub(.init(subject: "s", payload: "abc"))]))
+        guard case .pub(let publish) = try decoder.next() else {
+            Issue.record("expected a PUB")
+            return
+        }
+        let own = publish.payload.compacted()
+        #expect(own == publish.payload)
+        #expect(own.storageIdentity != publish.payload.storageIdentity)
+        #expect(publish.payload.storageIdentity == decoder.bufferIdentity)
+    }
+
+    @Test("a payload is a zero-based collection with contiguous bytes")
+    func collection() {
+        let payload: Payload = [1, 2, 3]
+        #expect(payload.startIndex == 0)
+        #expect(payload[2] == 3)
+        #expect(Array(payload) == [1, 2, 3])
+        #expect(payload.withContiguousStorageIfAvailable { Array($0) } == [1, 2, 3])
+        #expect(payload.debugDescription == "Payload(3 bytes: 01 02 03)")
+    }
+}
+
+@Suite("Headers")
+struct HeadersTests {
+    @Test("headers keep order and repeats; lookup finds the first")
+    func orderAndRepeats() {
+        var headers: Headers = ["a": "1", "b": "2"]
+        headers.append(name: "a", value: "3")
+        #expect(headers.count == 3)
+        #expect(headers["a"] == "1")
+        #expect(headers["missing"] == nil)
+        #expect(headers.fields.map(\.value) == ["1", "2", "3"])
+        #expect(headers.description == "[a: 1, b: 2, a: 3]")
+    }
+}
