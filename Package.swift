@@ -12,7 +12,6 @@ let package = Package(
     name: "Sluice",
     products: [
         .library(name: "SluiceChannels", targets: ["SluiceChannels"]),
-        .library(name: "SluiceWire", targets: ["SluiceWire"]),
         .executable(name: "sluice-bench", targets: ["sluice-bench"]),
     ],
     targets: [
