@@ -97,6 +97,16 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
 
     // MARK: - Registrations
 
+    /// Registers a descriptor the caller has just opened; if that fails, closes it, so it is never leaked.
+    func register(adopting fd: Int32) throws(IOError) -> (Registration, token: UInt64) {
+        do {
+            return try self.register(fd)
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
     /// Registers `fd` for edge-triggered read and write readiness.
     func register(_ fd: Int32) throws(IOError) -> (Registration, token: UInt64) {
         let registration = Registration()

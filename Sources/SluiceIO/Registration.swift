@@ -105,6 +105,25 @@ public final class Registration: Sendable {
         for waiter in waiters { waiter.continuation.resume(returning: .closed) }
     }
 
+    /// Runs a non-blocking syscall until it completes: on would-block, forgets the readiness it was tried under
+    /// (unless an event refreshed it meanwhile, see the type's discussion) and waits for the next.
+    ///
+    /// This is the one place SluiceIO turns "would block" into a suspension.
+    ///
+    /// ## Errors
+    /// What `attempt` throws; `EBADF` once the socket is closed; `CancellationError` while waiting.
+    public func perform<Value: Sendable>(
+        _ interest: Interest,
+        _ attempt: () throws(IOError) -> IOResult<Value>
+    ) async throws -> Value {
+        while true {
+            let tick = self.tick(interest)
+            if case .processed(let value) = try attempt() { return value }
+            self.clearReadiness(interest, ifTick: tick)
+            try await self.waitUntilReady(interest)
+        }
+    }
+
     /// Waits until `interest` is ready (returns at once if it already is).
     ///
     /// ## Errors

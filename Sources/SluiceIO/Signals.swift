@@ -60,12 +60,7 @@ public struct Signals: AsyncSequence, Sendable {
             sigemptyset(&set)
             for signal in signals { sigaddset(&set, signal) }
             let fd = try checked("signalfd") { signalfd(-1, &set, Int32(SFD_NONBLOCK | SFD_CLOEXEC)) }
-            do {
-                (self.registration, self.token) = try loop.register(fd)
-            } catch {
-                Glibc.close(fd)
-                throw error
-            }
+            (self.registration, self.token) = try loop.register(adopting: fd)
             self.fd = fd
             self.loop = loop
         }
@@ -76,17 +71,13 @@ public struct Signals: AsyncSequence, Sendable {
         }
 
         func next() async throws -> Int32 {
-            while true {
-                let tick = self.registration.tick(.read)
+            try await self.registration.perform(.read) { () throws(IOError) -> IOResult<Int32> in
                 var info = signalfd_siginfo()
-                let result = try syscall("read(signalfd)") {
-                    Glibc.read(self.fd, &info, MemoryLayout<signalfd_siginfo>.size)
+                let size = MemoryLayout<signalfd_siginfo>.size
+                guard case .processed(size) = try syscall("read(signalfd)", { Glibc.read(self.fd, &info, size) }) else {
+                    return .wouldBlock
                 }
-                if case .processed(let count) = result, count == MemoryLayout<signalfd_siginfo>.size {
-                    return Int32(info.ssi_signo)
-                }
-                self.registration.clearReadiness(.read, ifTick: tick)
-                try await self.registration.waitUntilReady(.read)
+                return .processed(Int32(info.ssi_signo))
             }
         }
     }

@@ -21,12 +21,7 @@ public final class TCPStream: Sendable {
     init(adopting fd: Int32, peer: SocketAddress?, on loop: EventLoop) throws(IOError) {
         var one: Int32 = 1
         _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-        do {
-            (self.registration, self.token) = try loop.register(fd)
-        } catch {
-            Glibc.close(fd)
-            throw error
-        }
+        (self.registration, self.token) = try loop.register(adopting: fd)
         self.fd = fd
         self.peer = peer
         self.loop = loop
@@ -72,17 +67,17 @@ public final class TCPStream: Sendable {
     /// lost: a cancelled read read nothing, and the stream stays usable.
     public func read(maxBytes: Int = 64 * 1024) async throws -> [UInt8] {
         precondition(maxBytes > 0, "TCPStream.read needs maxBytes > 0")
-        while true {
-            let tick = self.registration.tick(.read)
-            var outcome = IOResult<Int>.wouldBlock
+        return try await self.registration.perform(.read) { () throws(IOError) -> IOResult<[UInt8]> in
             let fd = try self.descriptor("read")
-            let bytes = try [UInt8](unsafeUninitializedCapacity: maxBytes) { buffer, count in
-                outcome = try syscall("read") { Glibc.read(fd, buffer.baseAddress, maxBytes) }
-                if case .processed(let n) = outcome { count = n } else { count = 0 }
+            var outcome: Result<IOResult<Int>, IOError> = .success(.wouldBlock)
+            let bytes = [UInt8](unsafeUninitializedCapacity: maxBytes) { buffer, count in
+                outcome = Result { () throws(IOError) in
+                    try syscall("read") { Glibc.read(fd, buffer.baseAddress, maxBytes) }
+                }
+                if case .success(.processed(let n)) = outcome { count = n } else { count = 0 }
             }
-            if case .processed = outcome { return bytes }
-            self.registration.clearReadiness(.read, ifTick: tick)
-            try await self.registration.waitUntilReady(.read)
+            guard case .processed = try outcome.get() else { return .wouldBlock }
+            return .processed(bytes)
         }
     }
 
@@ -100,12 +95,8 @@ public final class TCPStream: Sendable {
         var pending = buffers.filter { !$0.isEmpty }
         var offset = 0  // bytes of pending[0] already written
         while !pending.isEmpty {
-            let tick = self.registration.tick(.write)
-            let result = try self.sendmsg(pending, firstOffset: offset)
-            guard case .processed(var written) = result else {
-                self.registration.clearReadiness(.write, ifTick: tick)
-                try await self.registration.waitUntilReady(.write)
-                continue
+            var written = try await self.registration.perform(.write) { () throws(IOError) -> IOResult<Int> in
+                try self.sendmsg(pending, firstOffset: offset)
             }
             // Drop what was written.
             while written > 0, let first = pending.first {
