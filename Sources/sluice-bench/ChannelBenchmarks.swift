@@ -1,11 +1,12 @@
 import SluiceChannels
+import SluiceIO
 import Synchronization
 
 /// `sluice-bench channels`: each SluiceChannels workload next to the toolchain's `AsyncStream` in the same run.
 ///
 /// Every workload moves `count` small values (`Int`) and checks that what arrived adds up to what was sent, so a
 /// fast wrong answer cannot pass. Tasks run on the global concurrent executor (two threads here) unless the row
-/// says "one thread": those put producer and consumer on one ``ThreadExecutor``, the way the daemon runs a
+/// says "one thread": those put producer and consumer on one SluiceIO ``EventLoop``, the way the daemon runs a
 /// connection's tasks on its event loop, which shows the channel's own cost without cross-thread wake-ups.
 struct ChannelBenchmarks {
     let count: Int
@@ -35,7 +36,7 @@ struct ChannelBenchmarks {
         add(try await self.median("AsyncStream 4→1", baseline: nil) { try await asyncStream(n, producers: 4, on: nil) })
         add(
             try await self.median("AsyncStream 1→1, one thread", baseline: nil) {
-                try await asyncStream(n, producers: 1, on: ThreadExecutor())
+                try await asyncStream(n, producers: 1, on: try EventLoop(name: "bench-one-thread"))
             }
         )
         add(
@@ -66,7 +67,7 @@ struct ChannelBenchmarks {
         add(
             try await self.median("MPSC bounded(1024) 1→1 recv(), one thread", baseline: "AsyncStream 1→1, one thread")
             {
-                try await mpsc(n, capacity: 1024, producers: 1, batch: nil, on: ThreadExecutor())
+                try await mpsc(n, capacity: 1024, producers: 1, batch: nil, on: try EventLoop(name: "bench-one-thread"))
             }
         )
         add(
@@ -139,7 +140,8 @@ func share(_ n: Int, producer: Int, of producers: Int) -> StrideTo<Int> {
 
 // MARK: - Workloads
 
-func asyncStream(_ n: Int, producers: Int, on executor: ThreadExecutor?) async throws -> Outcome {
+func asyncStream(_ n: Int, producers: Int, on executor: EventLoop?) async throws -> Outcome {
+    defer { executor?.shutdown() }
     let (stream, continuation) = AsyncStream<Int>.makeStream()
     let remaining = Progress.Counter()
     for p in 0..<producers {
@@ -158,7 +160,8 @@ func asyncStream(_ n: Int, producers: Int, on executor: ThreadExecutor?) async t
     return Outcome(operations: n)
 }
 
-func mpsc(_ n: Int, capacity: Int?, producers: Int, batch: Int?, on executor: ThreadExecutor?) async throws -> Outcome {
+func mpsc(_ n: Int, capacity: Int?, producers: Int, batch: Int?, on executor: EventLoop?) async throws -> Outcome {
+    defer { executor?.shutdown() }
     let (sender, receiver) = capacity.map { MPSC<Int>.channel(capacity: $0) } ?? MPSC<Int>.unboundedChannel()
     for p in 0..<producers {
         Task.detached(executorPreference: executor) {
