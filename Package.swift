@@ -14,6 +14,8 @@ let package = Package(
         .library(name: "SluiceChannels", targets: ["SluiceChannels"]),
         .library(name: "SluiceIO", targets: ["SluiceIO"]),
         .library(name: "SluiceWire", targets: ["SluiceWire"]),
+        .library(name: "SluiceBroker", targets: ["SluiceBroker"]),
+        .executable(name: "sluiced", targets: ["sluiced"]),
         .executable(name: "sluice-bench", targets: ["sluice-bench"]),
     ],
     targets: [
@@ -25,6 +27,16 @@ let package = Package(
         .target(
             name: "SluiceIO",
             dependencies: ["CSluiceLinux", "SluiceChannels"],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "SluiceBroker",
+            dependencies: ["SluiceChannels", "SluiceIO", "SluiceWire"],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "sluiced",
+            dependencies: ["SluiceBroker", "SluiceIO"],
             swiftSettings: strictSettings
         ),
         .executableTarget(
@@ -40,6 +52,11 @@ let package = Package(
         .testTarget(
             name: "SluiceChannelsTests",
             dependencies: ["SluiceChannels"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SluiceBrokerTests",
+            dependencies: ["SluiceBroker", "SluiceIO", "SluiceWire", "SluiceChannels"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -1,0 +1,53 @@
+import SluiceIO
+import SluiceWire
+
+/// Everything sessions share: the four routing tables, the counters, the configuration and the log.
+///
+/// | kind | table | channel inside |
+/// |---|---|---|
+/// | subjects | ``SubjectTable`` | `Broadcast` per subscribed pattern |
+/// | queues | ``QueueTable`` | bounded `MPSC` per queue |
+/// | keys | ``KeyStore`` | `Watch` per key |
+/// | requests | ``RequestRegistry`` | `Oneshot` per request |
+final class Broker: Sendable {
+    let configuration: Configuration
+    let log: Log
+    let stats = Stats()
+    let ids = DeliveryIDs()
+    let subjects: SubjectTable
+    let queues: QueueTable
+    let keys = KeyStore()
+    let requests: RequestRegistry
+
+    init(configuration: Configuration, log: Log, executors: @escaping @Sendable () -> (any TaskExecutor)?) {
+        self.configuration = configuration
+        self.log = log
+        self.subjects = SubjectTable(buffer: configuration.subjectBuffer)
+        self.queues = QueueTable(
+            capacity: configuration.queueCapacity,
+            ids: self.ids,
+            stats: self.stats,
+            executors: executors
+        )
+        self.requests = RequestRegistry(ids: self.ids)
+    }
+
+    /// STATS_REPLY entries: the counters, then the routing gauges.
+    func statsEntries() -> [Frame.StatsReply.Entry] {
+        let queues = self.queues.all
+        return self.stats.entries(extra: [
+            ("subjects", UInt64(self.subjects.patternCount)),
+            ("queues", UInt64(queues.count)),
+            ("queue_depth", UInt64(queues.reduce(0) { $0 + $1.unacknowledgedCount })),
+            ("keys", UInt64(self.keys.count)),
+            ("requests_inflight", UInt64(self.requests.count)),
+        ])
+    }
+
+    /// `orders=3,jobs=0`: unacknowledged messages per queue, for the last log line.
+    func unacknowledgedSummary() -> (total: Int, perQueue: String) {
+        let queues = self.queues.all
+        let counts = queues.map { ($0.name, $0.unacknowledgedCount) }
+        return (counts.reduce(0) { $0 + $1.1 }, counts.map { "\($0.0)=\($0.1)" }.joined(separator: ","))
+    }
+}

@@ -1,0 +1,149 @@
+import SluiceChannels
+import SluiceWire
+import Synchronization
+
+/// One connection's outgoing frames: a bounded `MPSC` that every producer sends into and the connection's writer
+/// task drains, plus the byte accounting that bounds it.
+///
+/// Three ways in, by who produces the frame:
+/// - ``answer(_:)``: the connection's own reader (OK, ERROR, PONG, VALUE for GET, STATS_REPLY). It **waits** when
+///   the outbox is full, which stops the reader: a client that does not read its answers is pushed back by TCP.
+/// - ``deliver(_:)``: the connection's subscription forwarders (MSG, LAGGED, watch VALUE). They wait for room in
+///   their half of the budget, so a slow subscriber stops pulling from its subjects and lags there instead of
+///   growing memory here.
+/// - ``post(_:)``: other connections' work (a queue delivery, a request to a responder, a RESPONSE). It never
+///   waits; past ``limit`` it fails, and the caller closes the connection with `SLOW_CONSUMER`.
+///
+/// Every queued frame costs `max(its size, minimumCost)` bytes until the writer has written it, so the byte limit
+/// also bounds how many frames can be queued, and the channel's capacity is exactly that many: it never fills
+/// before the byte budget does.
+final class Outbox: Sendable {
+    /// One queued frame with what it costs.
+    struct Item: Sendable {
+        /// The frame to write; nil only on a last item that carries no frame.
+        let frame: Frame?
+        /// Bytes charged against ``Outbox/pending`` until written.
+        let cost: Int
+        /// Bytes of the subject budget it holds (``deliver(_:)`` only).
+        let credit: Int
+        /// The last frame: the writer writes it and stops.
+        let isLast: Bool
+    }
+
+    /// The writer's end.
+    let receiver: MPSC<Item>.Receiver
+    private let sender: MPSC<Item>.Sender
+    /// The subject deliveries' half of the budget, in bytes.
+    private let credit: AsyncSemaphore
+    private let creditLimit: Int
+    /// Bytes queued and not yet written.
+    private let pending = Atomic<Int>(0)
+    /// The budget for everything queued, in bytes.
+    let limit: Int
+    /// The least a frame costs: `limit / capacity`.
+    private let minimumCost: Int
+
+    /// An outbox of at most `limit` bytes and `capacity` frames.
+    init(limit: Int, capacity: Int = 4_096) {
+        self.limit = max(limit, 1_024)
+        self.minimumCost = max(1, self.limit / capacity)
+        (self.sender, self.receiver) = MPSC<Item>.channel(capacity: capacity + 1)  // + 1: the last frame
+        self.creditLimit = self.limit / 2
+        self.credit = AsyncSemaphore(permits: self.creditLimit)
+    }
+
+    /// Bytes queued and not yet written.
+    var pendingBytes: Int { self.pending.load(ordering: .relaxed) }
+
+    private func cost(of frame: Frame) -> Int { max(frame.estimatedSize, self.minimumCost) }
+
+    /// Queues an answer from the connection's own reader, waiting while the outbox is full.
+    ///
+    /// ## Errors
+    /// `CancellationError`; ``OutboxClosed`` once the connection is ending.
+    func answer(_ frame: Frame) async throws {
+        let cost = self.cost(of: frame)
+        self.pending.wrappingAdd(cost, ordering: .relaxed)
+        do {
+            try await self.sender.send(Item(frame: frame, cost: cost, credit: 0, isLast: false))
+        } catch {
+            self.pending.wrappingSubtract(cost, ordering: .relaxed)
+            if error is CancellationError { throw error }
+            throw OutboxClosed()
+        }
+    }
+
+    /// Queues a subject delivery, waiting for room in the subjects' half of the budget.
+    ///
+    /// ## Errors
+    /// `CancellationError`; ``OutboxClosed`` once the connection is ending.
+    func deliver(_ frame: Frame) async throws {
+        let cost = self.cost(of: frame)
+        let credit = min(cost, self.creditLimit)
+        do {
+            let permit = try await self.credit.acquire(credit)
+            permit.forget()  // given back by `written(_:)`, possibly from another task
+        } catch {
+            if error is CancellationError { throw error }
+            throw OutboxClosed()
+        }
+        self.pending.wrappingAdd(cost, ordering: .relaxed)
+        do {
+            try await self.sender.send(Item(frame: frame, cost: cost, credit: credit, isLast: false))
+        } catch {
+            self.pending.wrappingSubtract(cost, ordering: .relaxed)
+            self.credit.release(credit)
+            if error is CancellationError { throw error }
+            throw OutboxClosed()
+        }
+    }
+
+    /// What ``post(_:)`` did.
+    enum PostResult: Equatable {
+        /// Queued.
+        case queued
+        /// The connection is past its limit: close it as a slow consumer.
+        case overLimit
+        /// The connection is ending; the frame was dropped.
+        case closed
+    }
+
+    /// Queues a frame from another connection's work without waiting.
+    func post(_ frame: Frame) -> PostResult {
+        let cost = self.cost(of: frame)
+        let total = self.pending.wrappingAdd(cost, ordering: .relaxed).newValue
+        guard total <= self.limit else {
+            self.pending.wrappingSubtract(cost, ordering: .relaxed)
+            return .overLimit
+        }
+        switch self.sender.trySend(Item(frame: frame, cost: cost, credit: 0, isLast: false)) {
+        case .success:
+            return .queued
+        case .failure(let failure):
+            self.pending.wrappingSubtract(cost, ordering: .relaxed)
+            if case .full = failure { return .overLimit }
+            return .closed
+        }
+    }
+
+    /// Queues the connection's last frame (GOODBYE, a closing ERROR, or none) after everything already queued: the
+    /// writer writes up to it and stops. Waits while the outbox is full.
+    func finish(with frame: Frame?) async {
+        try? await self.sender.send(Item(frame: frame, cost: 0, credit: 0, isLast: true))
+    }
+
+    /// Closes the outbox: producers fail from now on, waiting ones at once.
+    func close() {
+        self.receiver.close()
+        self.credit.close()
+    }
+
+    /// The writer wrote `item`: give back what it cost.
+    func written(_ item: Item) {
+        self.pending.wrappingSubtract(item.cost, ordering: .relaxed)
+        if item.credit > 0 { self.credit.release(item.credit) }
+    }
+}
+
+/// The connection is ending; nothing more can be queued for it.
+struct OutboxClosed: Error {}

@@ -1,0 +1,486 @@
+import SluiceChannels
+import SluiceIO
+import SluiceWire
+import Synchronization
+
+/// Stops the read loop; the reason is already recorded with the closer.
+struct SessionEnded: Error {}
+
+extension Session {
+    /// Reads, decodes and routes frames until the connection ends, then undoes the connection's subscriptions.
+    func runReader() async {
+        var reader = Reader(session: self)
+        var decoder = FrameDecoder(maxFrameSize: self.configuration.maxFrameSize)
+        do {
+            while true {
+                let bytes = try await self.stream.read()
+                guard !bytes.isEmpty else {
+                    self.closer.close(.endOfStream)
+                    break
+                }
+                self.lastHeard.store(Monotonic.now, ordering: .relaxed)
+                self.pinged.store(false, ordering: .relaxed)
+                self.broker.stats.bytesIn.add(UInt64(bytes.count))
+                decoder.append(bytes)
+                while let frame = try decoder.next() {
+                    try await reader.handle(frame)
+                }
+                decoder.releaseBufferIfIdle()
+            }
+        } catch let error as WireError {
+            self.broker.stats.protocolErrors.add()
+            self.closer.close(.protocolError(error.code, error.description))
+        } catch is SessionEnded {
+            // The reason is recorded.
+        } catch is CancellationError {
+            // Closed from elsewhere; the reason is recorded.
+        } catch is OutboxClosed {
+            // The writer failed; the reason is recorded.
+        } catch {
+            self.closer.close(.ioError("\(error)"))
+        }
+        await reader.cleanUp()
+    }
+}
+
+/// The reader task's state: the connection's subscriptions, and the handler of every client frame.
+struct Reader {
+    enum Subscription {
+        /// SUB: the pattern's member entry and the task forwarding its Broadcast into the outbox.
+        case subject(pattern: String, member: Member, forwarder: Task<Void, Never>)
+        /// CONSUME on a queue.
+        case consumer(WorkQueue)
+        /// WATCH: the task forwarding the key's Watch into the outbox.
+        case watch(forwarder: Task<Void, Never>)
+    }
+
+    let session: Session
+    var subscriptions: [UInt32: Subscription] = [:]
+    var welcomed = false
+
+    init(session: Session) {
+        self.session = session
+    }
+
+    private var broker: Broker { self.session.broker }
+    private var outbox: Outbox { self.session.outbox }
+
+    // MARK: - Answers
+
+    private func answer(_ frame: Frame) async throws {
+        try await self.outbox.answer(frame)
+    }
+
+    private func ok(_ requestID: UInt32) async throws {
+        try await self.answer(.ok(requestID: requestID))
+    }
+
+    private func fail(_ requestID: UInt32, _ code: ErrorCode, _ message: String) async throws {
+        try await self.answer(.error(Frame.ErrorReport(requestID: requestID, code: code, message: message)))
+    }
+
+    /// Ends the connection with a connection-level error.
+    private func end(_ reason: CloseReason) throws -> Never {
+        self.session.closer.close(reason)
+        throw SessionEnded()
+    }
+
+    /// Validates `name`; on failure answers ERROR and returns false.
+    private func valid(_ name: String, as kind: NameKind, _ requestID: UInt32) async throws -> Bool {
+        do throws(NameError) {
+            try Subject.validate(name, as: kind)
+            return true
+        } catch {
+            try await self.fail(requestID, error.code, error.description)
+            return false
+        }
+    }
+
+    /// Checks a new subscription id: unused and under the limit; on failure answers ERROR and returns false.
+    private func canSubscribe(_ subscriptionID: UInt32, _ requestID: UInt32) async throws -> Bool {
+        if self.subscriptions[subscriptionID] != nil {
+            try await self.fail(requestID, .duplicateID, "subscription id \(subscriptionID) is in use")
+            return false
+        }
+        if self.subscriptions.count >= self.session.configuration.maxSubscriptions {
+            try await self.fail(
+                requestID,
+                .tooManySubscriptions,
+                "at most \(self.session.configuration.maxSubscriptions) subscriptions per connection"
+            )
+            return false
+        }
+        return true
+    }
+
+    // MARK: - Frames
+
+    mutating func handle(_ frame: Frame) async throws {
+        guard self.welcomed else { return try await self.handshake(frame) }
+        switch frame {
+        case .ping:
+            try await self.answer(.pong)
+        case .pong:
+            break
+        case .goodbye:
+            try self.end(.goodbye)
+        case .stats(let requestID):
+            try await self.answer(.statsReply(Frame.StatsReply(requestID: requestID, entries: self.broker.statsEntries())))
+        case .pub(let publish):
+            try await self.publish(publish)
+        case .sub(let subscribe):
+            try await self.subscribe(subscribe)
+        case .unsub(let unsubscribe):
+            try await self.unsubscribe(unsubscribe)
+        case .push(let push):
+            try await self.push(push)
+        case .consume(let consume):
+            try await self.consume(consume)
+        case .ack(let settle):
+            try await self.settle(settle, requeue: false)
+        case .nack(let settle):
+            try await self.settle(settle, requeue: true)
+        case .set(let set):
+            guard try await self.valid(set.key, as: .key, set.requestID) else { return }
+            self.broker.keys.set(set.key, headers: set.headers, payload: set.payload.compacted())
+            if set.ackWanted { try await self.ok(set.requestID) }
+        case .get(let get):
+            guard try await self.valid(get.key, as: .key, get.requestID) else { return }
+            let value = self.broker.keys.get(get.key)
+            try await self.answer(
+                .value(
+                    Frame.Value(
+                        target: .get(requestID: get.requestID),
+                        key: get.key,
+                        revision: value.revision,
+                        headers: value.headers,
+                        payload: value.payload
+                    )
+                )
+            )
+        case .watch(let watch):
+            try await self.watch(watch)
+        case .request(let request):
+            try await self.request(request)
+        case .reply(let reply):
+            let known = self.broker.requests.reply(
+                reply.replyID,
+                from: self.session.id,
+                headers: reply.headers,
+                payload: reply.payload.compacted()
+            )
+            if !known {
+                try await self.fail(reply.requestID, .unknownID, "no request waits for reply id \(reply.replyID)")
+            } else if reply.ackWanted {
+                try await self.ok(reply.requestID)
+            }
+        case .hello:
+            try self.end(.protocolError(.unexpectedFrame, "HELLO was already accepted"))
+        case .welcome, .ok, .error, .statsReply, .msg, .lagged, .value, .response:
+            try self.end(.protocolError(.unexpectedFrame, "\(frame.opcode) is sent by the server, not the client"))
+        }
+    }
+
+    private mutating func handshake(_ frame: Frame) async throws {
+        guard case .hello(let hello) = frame else {
+            try self.end(.protocolError(.helloRequired, "the first frame must be HELLO, not \(frame.opcode)"))
+        }
+        let configuration = self.session.configuration
+        guard hello.version == Frame.protocolVersion else {
+            try self.end(
+                .refused(.unsupportedVersion, "this server speaks protocol version \(Frame.protocolVersion) only")
+            )
+        }
+        if let token = configuration.token, hello.token != token {
+            try self.end(.refused(.authenticationFailed, hello.token == nil ? "a token is required" : "wrong token"))
+        }
+        self.welcomed = true
+        self.session.welcomed.store(true, ordering: .relaxed)
+        try await self.answer(
+            .welcome(
+                Frame.Welcome(
+                    maxFrameSize: UInt32(clamping: configuration.maxFrameSize),
+                    idleTimeoutMilliseconds: configuration.idleTimeout.clampedMilliseconds,
+                    maxInflightRequests: UInt32(clamping: configuration.maxInflightRequests),
+                    maxSubscriptions: UInt32(clamping: configuration.maxSubscriptions),
+                    serverName: configuration.serverName
+                )
+            )
+        )
+        self.broker.log(
+            .debug,
+            "conn.hello",
+            ["id": self.session.id, "client": hello.clientName]
+        )
+    }
+
+    // MARK: Subjects
+
+    private func publish(_ publish: Frame.Publish) async throws {
+        guard try await self.valid(publish.subject, as: .subject, publish.requestID) else { return }
+        self.broker.subjects.publish(
+            Delivery(subject: publish.subject, headers: publish.headers, payload: publish.payload)
+        )
+        self.broker.stats.published.add()
+        if publish.ackWanted { try await self.ok(publish.requestID) }
+    }
+
+    private mutating func subscribe(_ subscribe: Frame.Subscribe) async throws {
+        guard try await self.valid(subscribe.pattern, as: .pattern, subscribe.requestID) else { return }
+        if subscribe.queueGroup != nil {
+            try await self.fail(subscribe.requestID, .notPermitted, "queue groups are not supported by this server")
+            return
+        }
+        guard try await self.canSubscribe(subscribe.subscriptionID, subscribe.requestID) else { return }
+        let member = Member(
+            session: self.session.id,
+            subscriptionID: subscribe.subscriptionID,
+            outbox: self.outbox,
+            closer: self.session.closer
+        )
+        let receiver = self.broker.subjects.subscribe(subscribe.pattern, member: member)
+        try await self.ok(subscribe.requestID)
+        let forwarder = Task(executorPreference: self.session.stream.loop) { [outbox, broker] in
+            await Reader.forward(receiver, subscriptionID: subscribe.subscriptionID, to: outbox, stats: broker.stats)
+        }
+        self.subscriptions[subscribe.subscriptionID] = .subject(
+            pattern: subscribe.pattern,
+            member: member,
+            forwarder: forwarder
+        )
+    }
+
+    /// Moves a subscription's messages from its pattern's Broadcast into the outbox, waiting for room there; while
+    /// it waits the subscriber falls behind in the Broadcast, and a LAGGED with the exact count follows.
+    private static func forward(
+        _ receiver: Broadcast<Delivery>.Receiver,
+        subscriptionID: UInt32,
+        to outbox: Outbox,
+        stats: Stats
+    ) async {
+        var batch: [Delivery] = []
+        batch.reserveCapacity(64)
+        while true {
+            do {
+                batch.removeAll(keepingCapacity: true)
+                _ = try await receiver.recv(upTo: 64, into: &batch)
+                for delivery in batch {
+                    try await outbox.deliver(
+                        .msg(
+                            Frame.Message(
+                                subscriptionID: subscriptionID,
+                                subject: delivery.subject,
+                                headers: delivery.headers,
+                                payload: delivery.payload
+                            )
+                        )
+                    )
+                }
+                stats.delivered.add(UInt64(batch.count))
+            } catch Broadcast<Delivery>.RecvError.lagged(let missed) {
+                stats.lagged.add(missed)
+                do {
+                    try await outbox.deliver(.lagged(Frame.Lagged(subscriptionID: subscriptionID, missed: missed)))
+                } catch {
+                    return
+                }
+            } catch {
+                return  // closed, cancelled (UNSUB, disconnect) or the outbox is gone
+            }
+        }
+    }
+
+    private mutating func unsubscribe(_ unsubscribe: Frame.Unsubscribe) async throws {
+        guard let subscription = self.subscriptions.removeValue(forKey: unsubscribe.subscriptionID) else {
+            try await self.fail(
+                unsubscribe.requestID,
+                .unknownID,
+                "no subscription with id \(unsubscribe.subscriptionID)"
+            )
+            return
+        }
+        await self.end(subscription, id: unsubscribe.subscriptionID)
+        try await self.ok(unsubscribe.requestID)
+    }
+
+    /// Undoes one subscription; returns once its forwarder has stopped, so no MSG for it follows.
+    private func end(_ subscription: Subscription, id: UInt32) async {
+        switch subscription {
+        case .subject(let pattern, let member, let forwarder):
+            self.broker.subjects.unsubscribe(pattern, member: member)
+            self.broker.requests.responderGone(session: self.session.id, subscriptionID: id)
+            forwarder.cancel()
+            await forwarder.value
+        case .consumer(let queue):
+            queue.removeConsumer(ConsumerKey(session: self.session.id, subscriptionID: id))
+        case .watch(let forwarder):
+            forwarder.cancel()
+            await forwarder.value
+        }
+    }
+
+    /// Undoes every subscription and forgets the connection's requests, when the connection ends.
+    mutating func cleanUp() async {
+        let subscriptions = self.subscriptions
+        self.subscriptions = [:]
+        for (id, subscription) in subscriptions.sorted(by: { $0.key < $1.key }) {
+            await self.end(subscription, id: id)
+        }
+        self.broker.requests.responderGone(session: self.session.id)
+        self.broker.requests.requesterGone(session: self.session.id)
+    }
+
+    // MARK: Queues
+
+    private func push(_ push: Frame.Push) async throws {
+        guard try await self.valid(push.queue, as: .queue, push.requestID) else { return }
+        let queue = self.broker.queues.queue(push.queue)
+        let message = QueuedMessage(headers: push.headers, payload: push.payload.compacted())
+        if push.noWait {
+            if case .failure = queue.sender.trySend(message) {
+                try await self.fail(push.requestID, .queueFull, "queue \(push.queue) is full")
+                return
+            }
+        } else {
+            // Waits while the queue is full: this connection is not read meanwhile, so TCP pushes back.
+            try await queue.sender.send(message)
+        }
+        self.broker.stats.pushed.add()
+        if push.ackWanted { try await self.ok(push.requestID) }
+    }
+
+    private mutating func consume(_ consume: Frame.Consume) async throws {
+        guard try await self.valid(consume.queue, as: .queue, consume.requestID) else { return }
+        let credit = min(Int(consume.credit), self.session.configuration.maxCredit)
+        let key = ConsumerKey(session: self.session.id, subscriptionID: consume.subscriptionID)
+        if let existing = self.subscriptions[consume.subscriptionID] {
+            guard case .consumer(let queue) = existing, queue.name == consume.queue else {
+                try await self.fail(consume.requestID, .duplicateID, "subscription id \(consume.subscriptionID) is in use")
+                return
+            }
+            try await self.ok(consume.requestID)
+            queue.addConsumer(key, outbox: self.outbox, closer: self.session.closer, credit: credit)
+            return
+        }
+        guard try await self.canSubscribe(consume.subscriptionID, consume.requestID) else { return }
+        let queue = self.broker.queues.queue(consume.queue)
+        self.subscriptions[consume.subscriptionID] = .consumer(queue)
+        try await self.ok(consume.requestID)
+        queue.addConsumer(key, outbox: self.outbox, closer: self.session.closer, credit: credit)
+    }
+
+    private func settle(_ settle: Frame.Acknowledgement, requeue: Bool) async throws {
+        var found = false
+        for (id, subscription) in self.subscriptions {
+            guard case .consumer(let queue) = subscription else { continue }
+            let key = ConsumerKey(session: self.session.id, subscriptionID: id)
+            if queue.settle(settle.deliveryID, by: key, requeue: requeue) {
+                found = true
+                break
+            }
+        }
+        if !found {
+            try await self.fail(settle.requestID, .unknownID, "no unsettled delivery with id \(settle.deliveryID)")
+        } else if settle.ackWanted {
+            try await self.ok(settle.requestID)
+        }
+    }
+
+    // MARK: Keys
+
+    private mutating func watch(_ watch: Frame.WatchKey) async throws {
+        guard try await self.valid(watch.key, as: .key, watch.requestID) else { return }
+        guard try await self.canSubscribe(watch.subscriptionID, watch.requestID) else { return }
+        let receiver = self.broker.keys.watch(watch.key)
+        try await self.ok(watch.requestID)
+        let forwarder = Task(executorPreference: self.session.stream.loop) { [outbox] in
+            // The current value at once, then the newest after each change; waiting for room in the outbox is
+            // what coalesces a slow watcher's values.
+            while true {
+                let value = receiver.borrowAndUpdate()
+                let frame = Frame.value(
+                    Frame.Value(
+                        target: .watch(subscriptionID: watch.subscriptionID),
+                        key: watch.key,
+                        revision: value.revision,
+                        headers: value.headers,
+                        payload: value.payload
+                    )
+                )
+                do {
+                    try await outbox.deliver(frame)
+                    try await receiver.changed()
+                } catch {
+                    return
+                }
+            }
+        }
+        self.subscriptions[watch.subscriptionID] = .watch(forwarder: forwarder)
+    }
+
+    // MARK: Requests
+
+    private func request(_ request: Frame.Request) async throws {
+        guard try await self.valid(request.subject, as: .subject, request.requestID) else { return }
+        self.broker.stats.requests.add()
+        // At the cap this waits, and the connection is not read meanwhile.
+        let permit = try await self.session.inflight.acquire()
+        permit.forget()  // given back by the waiter below
+        guard let responder = self.broker.subjects.responder(for: request.subject) else {
+            self.session.inflight.release(1)
+            try await self.fail(request.requestID, .noResponders, "nobody serves \(request.subject)")
+            return
+        }
+        let requests = self.broker.requests
+        let (replyID, receiver) = requests.begin(
+            responder: ConsumerKey(session: responder.session, subscriptionID: responder.subscriptionID),
+            requester: self.session.id
+        )
+        let ask = Frame.msg(
+            Frame.Message(
+                subscriptionID: responder.subscriptionID,
+                delivery: .request(replyID: replyID),
+                subject: request.subject,
+                headers: request.headers,
+                payload: request.payload.compacted()
+            )
+        )
+        switch responder.outbox.post(ask) {
+        case .queued:
+            self.broker.stats.delivered.add()
+        case .overLimit:
+            responder.closer.close(.slowConsumer)
+            requests.responderGone(session: responder.session)
+        case .closed:
+            requests.responderGone(session: responder.session)
+        }
+        let timeout =
+            request.timeoutMilliseconds == 0
+            ? self.session.configuration.requestTimeout : .milliseconds(Int64(request.timeoutMilliseconds))
+        let session = self.session
+        let requestID = request.requestID
+        Task(executorPreference: session.stream.loop) {
+            let timer = Task(executorPreference: session.stream.loop) {
+                try? await Task.sleep(for: timeout)
+                guard !Task.isCancelled else { return }
+                requests.fail(replyID, code: .timeout, message: "no reply within \(timeout)")
+            }
+            let answer: Frame
+            do {
+                switch try await receiver.value() {
+                case .reply(let headers, let payload):
+                    answer = .response(Frame.Response(requestID: requestID, headers: headers, payload: payload))
+                case .failed(let code, let message):
+                    answer = .error(Frame.ErrorReport(requestID: requestID, code: code, message: message))
+                }
+            } catch {
+                answer = .error(
+                    Frame.ErrorReport(requestID: requestID, code: .responderGone, message: "the responder left")
+                )
+            }
+            timer.cancel()
+            if session.outbox.post(answer) == .overLimit { session.closer.close(.slowConsumer) }
+            session.inflight.release(1)
+        }
+    }
+}
