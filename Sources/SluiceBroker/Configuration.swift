@@ -1,3 +1,5 @@
+import SluiceIO
+
 /// Everything a ``Server`` can be told: limits, buffers, timeouts and the optional shared token.
 ///
 /// Every field has the default `sluiced` uses; `sluiced --help` lists them with their flags and `SLUICE_*`
@@ -31,7 +33,7 @@ public struct Configuration: Sendable, Equatable {
     /// When set, HELLO must carry this token.
     public var token: String?
     /// Event-loop threads; connections are spread across them.
-    public var loops = 2
+    public var loops = EventLoopGroup.coreCount
     /// Sent in WELCOME.
     public var serverName = "sluiced 0.1.0"
 

@@ -52,72 +52,116 @@ public struct DaemonOptions: Sendable, Equatable {
     }
 
     static let flags: [Flag] = [
-        Flag(name: "host", placeholder: "ADDRESS", help: "address to listen on (IPv4 or IPv6)", defaultValue: { $0.host }) {
+        Flag(
+            name: "host",
+            placeholder: "ADDRESS",
+            help: "address to listen on (IPv4 or IPv6)",
+            defaultValue: { $0.host }
+        ) {
             $0.host = $1
         },
-        Flag(name: "port", placeholder: "PORT", help: "port to listen on; 0 picks a free one", defaultValue: { "\($0.port)" }) {
+        Flag(
+            name: "port",
+            placeholder: "PORT",
+            help: "port to listen on; 0 picks a free one",
+            defaultValue: { "\($0.port)" }
+        ) {
             $0.port = try parseInteger($1, flag: "port", in: 0...65_535).narrowed()
         },
         Flag(
-            name: "max-connections", placeholder: "N", help: "connections served at once; more get TOO_MANY_CONNECTIONS",
+            name: "max-connections",
+            placeholder: "N",
+            help: "connections served at once; more get TOO_MANY_CONNECTIONS",
             defaultValue: { "\($0.configuration.maxConnections)" }
         ) { $0.configuration.maxConnections = try parseInteger($1, flag: "max-connections", in: 1...1_000_000) },
         Flag(
-            name: "max-frame-size", placeholder: "BYTES", help: "largest frame accepted; bigger ones get FRAME_TOO_LARGE",
+            name: "max-frame-size",
+            placeholder: "BYTES",
+            help: "largest frame accepted; bigger ones get FRAME_TOO_LARGE",
             defaultValue: { size($0.configuration.maxFrameSize) }
         ) { $0.configuration.maxFrameSize = try parseSize($1, flag: "max-frame-size", in: 64...(64 << 20)) },
         Flag(
-            name: "max-subscriptions", placeholder: "N", help: "SUB, CONSUME and WATCH per connection",
+            name: "max-subscriptions",
+            placeholder: "N",
+            help: "SUB, CONSUME and WATCH per connection",
             defaultValue: { "\($0.configuration.maxSubscriptions)" }
         ) { $0.configuration.maxSubscriptions = try parseInteger($1, flag: "max-subscriptions", in: 1...1_000_000) },
         Flag(
-            name: "max-pending-bytes", placeholder: "BYTES",
+            name: "max-pending-bytes",
+            placeholder: "BYTES",
             help: "outgoing bytes queued per connection before SLOW_CONSUMER",
             defaultValue: { size($0.configuration.maxPendingBytes) }
         ) { $0.configuration.maxPendingBytes = try parseSize($1, flag: "max-pending-bytes", in: 4_096...(1 << 32)) },
         Flag(
-            name: "subject-buffer", placeholder: "N", help: "messages buffered per subscribed pattern before LAGGED",
+            name: "subject-buffer",
+            placeholder: "N",
+            help: "messages buffered per subscribed pattern before LAGGED",
             defaultValue: { "\($0.configuration.subjectBuffer)" }
         ) { $0.configuration.subjectBuffer = try parseInteger($1, flag: "subject-buffer", in: 1...1_000_000) },
         Flag(
-            name: "queue-capacity", placeholder: "N", help: "messages per work queue before PUSH waits (or QUEUE_FULL)",
+            name: "queue-capacity",
+            placeholder: "N",
+            help: "messages per work queue before PUSH waits (or QUEUE_FULL)",
             defaultValue: { "\($0.configuration.queueCapacity)" }
         ) { $0.configuration.queueCapacity = try parseInteger($1, flag: "queue-capacity", in: 1...10_000_000) },
         Flag(
-            name: "max-credit", placeholder: "N", help: "unacknowledged messages one consumer may hold",
+            name: "max-credit",
+            placeholder: "N",
+            help: "unacknowledged messages one consumer may hold",
             defaultValue: { "\($0.configuration.maxCredit)" }
         ) { $0.configuration.maxCredit = try parseInteger($1, flag: "max-credit", in: 1...1_000_000) },
         Flag(
-            name: "max-inflight-requests", placeholder: "N", help: "REQUESTs waiting per connection",
+            name: "max-inflight-requests",
+            placeholder: "N",
+            help: "REQUESTs waiting per connection",
             defaultValue: { "\($0.configuration.maxInflightRequests)" }
         ) {
-            $0.configuration.maxInflightRequests = try parseInteger($1, flag: "max-inflight-requests", in: 1...1_000_000)
+            $0.configuration.maxInflightRequests = try parseInteger(
+                $1,
+                flag: "max-inflight-requests",
+                in: 1...1_000_000
+            )
         },
         Flag(
-            name: "idle-timeout", placeholder: "DURATION", help: "close connections silent this long (PING at half); 0 = never",
+            name: "idle-timeout",
+            placeholder: "DURATION",
+            help: "close connections silent this long (PING at half); 0 = never",
             defaultValue: { duration($0.configuration.idleTimeout) }
         ) { $0.configuration.idleTimeout = try parseDuration($1, flag: "idle-timeout") },
         Flag(
-            name: "hello-timeout", placeholder: "DURATION", help: "time a new connection has to send HELLO; 0 = no limit",
+            name: "hello-timeout",
+            placeholder: "DURATION",
+            help: "time a new connection has to send HELLO; 0 = no limit",
             defaultValue: { duration($0.configuration.helloTimeout) }
         ) { $0.configuration.helloTimeout = try parseDuration($1, flag: "hello-timeout") },
         Flag(
-            name: "request-timeout", placeholder: "DURATION", help: "timeout of a REQUEST that sets none",
+            name: "request-timeout",
+            placeholder: "DURATION",
+            help: "timeout of a REQUEST that sets none",
             defaultValue: { duration($0.configuration.requestTimeout) }
         ) { $0.configuration.requestTimeout = try parseDuration($1, flag: "request-timeout", allowZero: false) },
         Flag(
-            name: "shutdown-grace", placeholder: "DURATION", help: "time writers get to flush on shutdown",
+            name: "shutdown-grace",
+            placeholder: "DURATION",
+            help: "time writers get to flush on shutdown",
             defaultValue: { duration($0.configuration.shutdownGrace) }
         ) { $0.configuration.shutdownGrace = try parseDuration($1, flag: "shutdown-grace") },
         Flag(
-            name: "token", placeholder: "SECRET", help: "require this token in HELLO; empty = none",
+            name: "token",
+            placeholder: "SECRET",
+            help: "require this token in HELLO; empty = none",
             defaultValue: { $0.configuration.token ?? "" }
         ) { $0.configuration.token = $1.isEmpty ? nil : $1 },
         Flag(
-            name: "loops", placeholder: "N", help: "event-loop threads", defaultValue: { "\($0.configuration.loops)" }
+            name: "loops",
+            placeholder: "N",
+            help: "event-loop threads",
+            defaultValue: { "\($0.configuration.loops)" }
         ) { $0.configuration.loops = try parseInteger($1, flag: "loops", in: 1...256) },
         Flag(
-            name: "log-level", placeholder: "LEVEL", help: "debug, info, warn, error or off",
+            name: "log-level",
+            placeholder: "LEVEL",
+            help: "debug, info, warn, error or off",
             defaultValue: { "\($0.logLevel)" }
         ) {
             guard let level = Log.Level(name: $1) else {
@@ -185,14 +229,18 @@ public struct DaemonOptions: Sendable, Equatable {
             let left = "  --\(flag.name) \(flag.placeholder)"
             let padded = left + String(repeating: " ", count: max(1, 34 - left.count))
             text += "\(padded)\(flag.help)\n"
-            text += String(repeating: " ", count: 34) + "default: \(flag.defaultValue(defaults).isEmpty ? "none" : flag.defaultValue(defaults)), env: \(flag.variable)\n"
+            text +=
+                String(repeating: " ", count: 34)
+                + "default: \(flag.defaultValue(defaults).isEmpty ? "none" : flag.defaultValue(defaults)), env: \(flag.variable)\n"
         }
         text += "  --help                          this text\n"
         return text
     }
 }
 
-private func parseInteger(_ text: String, flag: String, in range: ClosedRange<Int>) throws(DaemonOptions.UsageError) -> Int {
+private func parseInteger(_ text: String, flag: String, in range: ClosedRange<Int>) throws(DaemonOptions.UsageError)
+    -> Int
+{
     guard let value = Int(text), range.contains(value) else {
         throw DaemonOptions.UsageError(
             description: "--\(flag): '\(text)' is not a whole number from \(range.lowerBound) to \(range.upperBound)"
@@ -201,11 +249,14 @@ private func parseInteger(_ text: String, flag: String, in range: ClosedRange<In
     return value
 }
 
-private func parseSize(_ text: String, flag: String, in range: ClosedRange<Int>) throws(DaemonOptions.UsageError) -> Int {
+private func parseSize(_ text: String, flag: String, in range: ClosedRange<Int>) throws(DaemonOptions.UsageError) -> Int
+{
     let lower = text.lowercased()
     var digits = Substring(lower)
     var multiplier = 1
-    for (suffix, factor) in [("kib", 1 << 10), ("mib", 1 << 20), ("gib", 1 << 30), ("k", 1 << 10), ("m", 1 << 20), ("g", 1 << 30), ("b", 1)]
+    for (suffix, factor) in [
+        ("kib", 1 << 10), ("mib", 1 << 20), ("gib", 1 << 30), ("k", 1 << 10), ("m", 1 << 20), ("g", 1 << 30), ("b", 1),
+    ]
     where digits.hasSuffix(suffix) {
         digits = digits.dropLast(suffix.count)
         multiplier = factor
@@ -215,19 +266,24 @@ private func parseSize(_ text: String, flag: String, in range: ClosedRange<Int>)
         range.contains(value)
     else {
         throw DaemonOptions.UsageError(
-            description: "--\(flag): '\(text)' is not a size from \(size(range.lowerBound)) to \(size(range.upperBound))"
+            description:
+                "--\(flag): '\(text)' is not a size from \(size(range.lowerBound)) to \(size(range.upperBound))"
         )
     }
     return value
 }
 
-private func parseDuration(_ text: String, flag: String, allowZero: Bool = true) throws(DaemonOptions.UsageError) -> Duration {
+private func parseDuration(_ text: String, flag: String, allowZero: Bool = true) throws(DaemonOptions.UsageError)
+    -> Duration
+{
     let lower = text.lowercased()
     var result: Duration?
     if lower == "0" {
         result = .zero
     } else {
-        for (suffix, unit) in [("ms", Duration.milliseconds(1)), ("s", .seconds(1)), ("m", .seconds(60)), ("h", .seconds(3_600))]
+        for (suffix, unit) in [
+            ("ms", Duration.milliseconds(1)), ("s", .seconds(1)), ("m", .seconds(60)), ("h", .seconds(3_600)),
+        ]
         where lower.hasSuffix(suffix) {
             if let value = Int(lower.dropLast(suffix.count)), value >= 0, value <= 1_000_000_000 {
                 result = unit * value

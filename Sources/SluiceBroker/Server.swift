@@ -1,8 +1,8 @@
 import Glibc
 public import SluiceChannels
 public import SluiceIO
-import Synchronization
 import SluiceWire
+import Synchronization
 
 /// The broker's server: accepts connections, runs one ``Session`` each, enforces the connection limit and idle
 /// timeouts, and shuts down gracefully.
@@ -64,8 +64,14 @@ public enum Server {
                 }
                 guard let permit = try? limit.tryAcquire() else {
                     broker.stats.connectionsRefused.add()
-                    log(.warn, "conn.refused", ["peer": stream.peer.map { "\($0)" } ?? "?", "reason": "max_connections"])
-                    Task(executorPreference: stream.loop) { await refuse(stream, maxConnections: configuration.maxConnections) }
+                    log(
+                        .warn,
+                        "conn.refused",
+                        ["peer": stream.peer.map { "\($0)" } ?? "?", "reason": "max_connections"]
+                    )
+                    Task(executorPreference: stream.loop) {
+                        await refuse(stream, maxConnections: configuration.maxConnections)
+                    }
                     continue
                 }
                 permit.forget()  // given back when the session ends
@@ -92,7 +98,11 @@ public enum Server {
             do { try await shutdown.changed() } catch { break }
         }
         let live = sessions.withLock { $0.count }
-        log(.info, "server.shutdown", ["connections": live, "grace_ms": configuration.shutdownGrace.clampedMilliseconds])
+        log(
+            .info,
+            "server.shutdown",
+            ["connections": live, "grace_ms": configuration.shutdownGrace.clampedMilliseconds]
+        )
         acceptor.cancel()
         listener.close()
         await acceptor.value

@@ -125,7 +125,9 @@ struct Reader {
         case .goodbye:
             try self.end(.goodbye)
         case .stats(let requestID):
-            try await self.answer(.statsReply(Frame.StatsReply(requestID: requestID, entries: self.broker.statsEntries())))
+            try await self.answer(
+                .statsReply(Frame.StatsReply(requestID: requestID, entries: self.broker.statsEntries()))
+            )
         case .pub(let publish):
             try await self.publish(publish)
         case .sub(let subscribe):
@@ -355,7 +357,11 @@ struct Reader {
         let key = ConsumerKey(session: self.session.id, subscriptionID: consume.subscriptionID)
         if let existing = self.subscriptions[consume.subscriptionID] {
             guard case .consumer(let queue) = existing, queue.name == consume.queue else {
-                try await self.fail(consume.requestID, .duplicateID, "subscription id \(consume.subscriptionID) is in use")
+                try await self.fail(
+                    consume.requestID,
+                    .duplicateID,
+                    "subscription id \(consume.subscriptionID) is in use"
+                )
                 return
             }
             try await self.ok(consume.requestID)

@@ -87,7 +87,13 @@ struct Sluiced {
                 log(.error, "signal.failed", ["error": error])
             }
         }
-        await Server.run(listener: listener, configuration: options.configuration, shutdown: stopped, loops: group, log: log)
+        await Server.run(
+            listener: listener,
+            configuration: options.configuration,
+            shutdown: stopped,
+            loops: group,
+            log: log
+        )
         watcher.cancel()
         return 0
     }

@@ -132,7 +132,9 @@ final class RawClient: Sendable {
 
     /// The next frame; fails the test when the connection ends first or nothing comes within `limit`.
     func next(within limit: Duration = .seconds(10)) async throws -> Frame {
-        guard let frame = try await self.nextOrEnd(within: limit) else { throw TimedOut(what: "a frame (connection ended)") }
+        guard let frame = try await self.nextOrEnd(within: limit) else {
+            throw TimedOut(what: "a frame (connection ended)")
+        }
         return frame
     }
 

@@ -11,7 +11,9 @@ struct KeyRequestTests {
         let server = try TestServer()
         let client = try await server.client()
         try await client.send(.get(Frame.GetKey(requestID: 1, key: "config.color")))
-        #expect(try await client.next() == .value(Frame.Value(target: .get(requestID: 1), key: "config.color", revision: 0)))
+        #expect(
+            try await client.next() == .value(Frame.Value(target: .get(requestID: 1), key: "config.color", revision: 0))
+        )
         try await client.send(.set(Frame.SetKey(requestID: 2, ackWanted: true, key: "config.color", payload: "blue")))
         try await client.expectOK(2)
         try await client.send(.set(Frame.SetKey(key: "config.color", payload: "green")))
@@ -82,7 +84,9 @@ struct KeyRequestTests {
     func noResponders() async throws {
         let server = try TestServer()
         let client = try await server.client()
-        try await client.send(.request(Frame.Request(requestID: 1, timeoutMilliseconds: 60_000, subject: "nobody.home", payload: "?")))
+        try await client.send(
+            .request(Frame.Request(requestID: 1, timeoutMilliseconds: 60_000, subject: "nobody.home", payload: "?"))
+        )
         try await client.expectError(1, .noResponders)
         await server.shutdown()
     }
@@ -93,7 +97,9 @@ struct KeyRequestTests {
         let responder = try await server.client()
         try await responder.subscribe("svc", id: 1)
         let requester = try await server.client()
-        try await requester.send(.request(Frame.Request(requestID: 8, timeoutMilliseconds: 60_000, subject: "svc", payload: "?")))
+        try await requester.send(
+            .request(Frame.Request(requestID: 8, timeoutMilliseconds: 60_000, subject: "svc", payload: "?"))
+        )
         _ = try await responder.next()
         responder.close()
         try await requester.expectError(8, .responderGone)
@@ -106,7 +112,9 @@ struct KeyRequestTests {
         let responder = try await server.client()
         try await responder.subscribe("svc", id: 1)
         let requester = try await server.client()
-        try await requester.send(.request(Frame.Request(requestID: 8, timeoutMilliseconds: 60_000, subject: "svc", payload: "?")))
+        try await requester.send(
+            .request(Frame.Request(requestID: 8, timeoutMilliseconds: 60_000, subject: "svc", payload: "?"))
+        )
         _ = try await responder.next()
         try await responder.send(.unsub(Frame.Unsubscribe(requestID: 2, subscriptionID: 1)))
         try await responder.expectOK(2)
@@ -122,7 +130,9 @@ struct KeyRequestTests {
         let requester = try await server.client()
         let clock = ContinuousClock()
         let start = clock.now
-        try await requester.send(.request(Frame.Request(requestID: 3, timeoutMilliseconds: 150, subject: "slow", payload: "?")))
+        try await requester.send(
+            .request(Frame.Request(requestID: 3, timeoutMilliseconds: 150, subject: "slow", payload: "?"))
+        )
         let ask = try #require(try await responder.next().message)
         try await requester.expectError(3, .timeout)
         #expect(clock.now - start >= .milliseconds(150))
@@ -139,7 +149,11 @@ struct KeyRequestTests {
         try await responder.subscribe("svc", id: 1)
         let requester = try await server.client()
         for id in 1...3 {
-            try await requester.send(.request(Frame.Request(requestID: UInt32(id), timeoutMilliseconds: 60_000, subject: "svc", payload: "?")))
+            try await requester.send(
+                .request(
+                    Frame.Request(requestID: UInt32(id), timeoutMilliseconds: 60_000, subject: "svc", payload: "?")
+                )
+            )
         }
         var asks: [UInt64] = []
         for _ in 0..<2 {

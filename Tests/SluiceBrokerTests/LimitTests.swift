@@ -87,7 +87,11 @@ struct LimitTests {
         for _ in 0..<100 where !admitted {
             let next = try await RawClient.connect(to: server.address)
             try await next.send(.hello(Frame.Hello(clientName: "fourth")))
-            if case .welcome = try await next.next() { admitted = true } else { try await Task.sleep(for: .milliseconds(20)) }
+            if case .welcome = try await next.next() {
+                admitted = true
+            } else {
+                try await Task.sleep(for: .milliseconds(20))
+            }
         }
         #expect(admitted)
         await server.shutdown()
@@ -140,7 +144,8 @@ struct LimitTests {
         var generator = SplitMix64(seed: 42)
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<20 {
-                let bytes = (0..<Int(generator.next() % 512 + 1)).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+                let bytes = (0..<Int(generator.next() % 512 + 1)).map { _ in UInt8(truncatingIfNeeded: generator.next())
+                }
                 group.addTask {
                     let client = try await server.client()
                     try? await client.sendRaw(bytes)
@@ -170,7 +175,9 @@ struct LimitTests {
         await server.shutdown()
     }
 
-    @Test("a silent client is PINGed at half the idle timeout; one that answers stays, one that does not is closed with IDLE_TIMEOUT")
+    @Test(
+        "a silent client is PINGed at half the idle timeout; one that answers stays, one that does not is closed with IDLE_TIMEOUT"
+    )
     func idleTimeout() async throws {
         let server = try TestServer { $0.idleTimeout = .milliseconds(400) }
         let silent = try await server.client()
@@ -198,7 +205,9 @@ struct LimitTests {
         await server.shutdown()
     }
 
-    @Test("a consumer that stops reading is closed as SLOW_CONSUMER once its outgoing bytes pass the limit; its messages go back")
+    @Test(
+        "a consumer that stops reading is closed as SLOW_CONSUMER once its outgoing bytes pass the limit; its messages go back"
+    )
     func slowConsumer() async throws {
         let server = try TestServer {
             $0.maxPendingBytes = 64 * 1_024

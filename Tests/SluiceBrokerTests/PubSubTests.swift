@@ -17,13 +17,18 @@ struct PubSubTests {
         for index in 0..<200 {
             try await publisher.send(.pub(Frame.Publish(subject: "orders.created", payload: Payload("m\(index)"))))
         }
-        try await publisher.send(.pub(Frame.Publish(requestID: 9, ackWanted: true, subject: "orders.created", payload: "end")))
+        try await publisher.send(
+            .pub(Frame.Publish(requestID: 9, ackWanted: true, subject: "orders.created", payload: "end"))
+        )
         try await publisher.expectOK(9)
 
         // Then they arrive in order with the subscription id and subject.
         for index in 0..<200 {
             let frame = try await subscriber.next()
-            #expect(frame == .msg(Frame.Message(subscriptionID: 7, subject: "orders.created", payload: Payload("m\(index)"))))
+            #expect(
+                frame
+                    == .msg(Frame.Message(subscriptionID: 7, subject: "orders.created", payload: Payload("m\(index)")))
+            )
         }
         #expect(try await subscriber.next().payloadText == "end")
         await server.shutdown()

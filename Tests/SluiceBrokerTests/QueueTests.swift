@@ -9,7 +9,9 @@ import Testing
 func push(_ client: RawClient, _ queue: String, _ payloads: [String], noWait: Bool = false) async throws {
     for payload in payloads {
         let id = client.nextID()
-        try await client.send(.push(Frame.Push(requestID: id, ackWanted: true, noWait: noWait, queue: queue, payload: Payload(payload))))
+        try await client.send(
+            .push(Frame.Push(requestID: id, ackWanted: true, noWait: noWait, queue: queue, payload: Payload(payload)))
+        )
         try await client.expectOK(id)
     }
 }
@@ -51,7 +53,8 @@ struct QueueTests {
                 group.addTask {
                     while seen.withLock({ $0.count }) < 100 {
                         guard let frame = try? await client.next(within: .milliseconds(500)) else { continue }
-                        guard let message = frame.message, case .queue(let id, let redelivered) = message.delivery else {
+                        guard let message = frame.message, case .queue(let id, let redelivered) = message.delivery
+                        else {
                             continue  // the OK of an ACK
                         }
                         #expect(!redelivered)
@@ -142,14 +145,25 @@ struct QueueTests {
         await server.shutdown()
     }
 
-    @Test("a full queue stops the broker reading the producer (TCP backpressure); it resumes as consumers drain, nothing lost")
+    @Test(
+        "a full queue stops the broker reading the producer (TCP backpressure); it resumes as consumers drain, nothing lost"
+    )
     func backpressure() async throws {
         let server = try TestServer { $0.queueCapacity = 4 }
         let producer = try await server.client()
         let total = 40
         // The producer pipelines every PUSH with acknowledgement without waiting.
         for index in 0..<total {
-            try await producer.send(.push(Frame.Push(requestID: UInt32(index + 1), ackWanted: true, queue: "bp", payload: Payload("p\(index)"))))
+            try await producer.send(
+                .push(
+                    Frame.Push(
+                        requestID: UInt32(index + 1),
+                        ackWanted: true,
+                        queue: "bp",
+                        payload: Payload("p\(index)")
+                    )
+                )
+            )
         }
         // Only the capacity is accepted: the fifth PUSH waits, and the broker reads nothing after it.
         for index in 0..<4 { try await producer.expectOK(UInt32(index + 1)) }

@@ -157,7 +157,9 @@ final class DaemonProcess {
 
 @Suite("The sluiced binary, end to end", .serialized)
 struct DaemonEndToEndTests {
-    @Test("SIGTERM: clients get GOODBYE, the daemon exits 0 and its last line counts the queue messages not acknowledged")
+    @Test(
+        "SIGTERM: clients get GOODBYE, the daemon exits 0 and its last line counts the queue messages not acknowledged"
+    )
     func sigterm() async throws {
         let daemon = try DaemonProcess()
         let address = try daemon.address
@@ -201,7 +203,15 @@ struct DaemonEndToEndTests {
         var encoder = FrameEncoder()
         try encoder.encode(.hello(Frame.Hello(clientName: "stuck")))
         for index in 0..<2_000 {
-            try encoder.encode(.sub(Frame.Subscribe(requestID: UInt32(index + 1), subscriptionID: UInt32(index + 1), pattern: "x.\(index)")))
+            try encoder.encode(
+                .sub(
+                    Frame.Subscribe(
+                        requestID: UInt32(index + 1),
+                        subscriptionID: UInt32(index + 1),
+                        pattern: "x.\(index)"
+                    )
+                )
+            )
         }
         try await stuck.write(encoder.bytes)
         try await Task.sleep(for: .milliseconds(200))
@@ -234,13 +244,22 @@ struct DaemonEndToEndTests {
         let payload = Payload([UInt8](repeating: 0x5A, count: 65_536))
         for _ in 0..<64 { try encoder.encode(.pub(Frame.Publish(subject: "firehose", payload: payload))) }
         let chunk = encoder.bytes
-        for _ in 0..<256 { try await publisher.stream.write(chunk) }
-        try await publisher.send(.pub(Frame.Publish(requestID: 1, ackWanted: true, subject: "firehose", payload: "end")))
+        do {
+            for _ in 0..<256 { try await publisher.stream.write(chunk) }
+        } catch {
+            Issue.record("publishing failed: \(error); daemon log: \(daemon.log.suffix(5))")
+            throw error
+        }
+        try await publisher.send(
+            .pub(Frame.Publish(requestID: 1, ackWanted: true, subject: "firehose", payload: "end"))
+        )
         try await publisher.expectOK(1)
 
         let peak = try #require(Self.peakRSS(daemon.pid))
         let growth = peak - baseline
-        print("memoryBound: 1 GiB published to a stalled subscriber; sluiced peak RSS \(baseline >> 10) KiB -> \(peak >> 10) KiB")
+        print(
+            "memoryBound: 1 GiB published to a stalled subscriber; sluiced peak RSS \(baseline >> 10) KiB -> \(peak >> 10) KiB"
+        )
         // 8 MiB of configured buffers; allow for read buffers, allocator slack and the runtime: 48 MiB, far below 1 GiB.
         #expect(growth < 48 << 20, "peak RSS grew by \(growth >> 20) MiB (from \(baseline >> 20) MiB)")
         stuck.close()
