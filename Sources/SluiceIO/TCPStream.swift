@@ -12,8 +12,11 @@ public final class TCPStream: Sendable {
     public let loop: EventLoop
     /// The peer's address, when the kernel reports one.
     public let peer: SocketAddress?
-    private let fd: Int32
-    private let registration: Registration
+    /// The socket; valid until `deinit` (``close()`` only shuts it down and deregisters it).
+    let fd: Int32
+    /// Readiness of `fd` as the loop reports it; the loop's slot table holds the other reference until `close()`.
+    let registration: Registration
+    /// The loop's slot-table key for `registration`, needed to deregister.
     private let token: UInt64
     /// Set once by ``close()``; the descriptor is never used after.
     private let closed = Atomic<Bool>(false)
@@ -58,82 +61,6 @@ public final class TCPStream: Sendable {
         return stream
     }
 
-    /// Reads what is available, up to `maxBytes`, waiting until at least one byte (or the end) arrives.
-    ///
-    /// - Returns: the bytes read; empty once the peer has closed its side (end of stream).
-    ///
-    /// ## Errors
-    /// ``IOError`` (`ECONNRESET` when the peer reset), `CancellationError` while waiting; either way no byte is
-    /// lost: a cancelled read read nothing, and the stream stays usable.
-    public func read(maxBytes: Int = 64 * 1024) async throws -> [UInt8] {
-        precondition(maxBytes > 0, "TCPStream.read needs maxBytes > 0")
-        return try await self.registration.perform(.read) { () throws(IOError) -> IOResult<[UInt8]> in
-            let fd = try self.descriptor("read")
-            var outcome: Result<IOResult<Int>, IOError> = .success(.wouldBlock)
-            let bytes = [UInt8](unsafeUninitializedCapacity: maxBytes) { buffer, count in
-                outcome = Result { () throws(IOError) in
-                    try syscall("read") { Glibc.read(fd, buffer.baseAddress, maxBytes) }
-                }
-                if case .success(.processed(let n)) = outcome { count = n } else { count = 0 }
-            }
-            guard case .processed = try outcome.get() else { return .wouldBlock }
-            return .processed(bytes)
-        }
-    }
-
-    /// Writes all of `bytes`, waiting while the socket's send buffer is full.
-    ///
-    /// ## Errors
-    /// ``IOError`` (`EPIPE`/`ECONNRESET` when the peer is gone; never `SIGPIPE`), `CancellationError` while
-    /// waiting (some bytes may have been written then).
-    public func write(_ bytes: [UInt8]) async throws {
-        try await self.write(vectored: [bytes])
-    }
-
-    /// Writes every buffer, in order, with as few `sendmsg` calls as the kernel allows (one, usually).
-    public func write(vectored buffers: [[UInt8]]) async throws {
-        var pending = buffers.filter { !$0.isEmpty }
-        var offset = 0  // bytes of pending[0] already written
-        while !pending.isEmpty {
-            var written = try await self.registration.perform(.write) { () throws(IOError) -> IOResult<Int> in
-                try self.sendmsg(pending, firstOffset: offset)
-            }
-            // Drop what was written.
-            while written > 0, let first = pending.first {
-                let left = first.count - offset
-                if written >= left {
-                    written -= left
-                    pending.removeFirst()
-                    offset = 0
-                } else {
-                    offset += written
-                    written = 0
-                }
-            }
-        }
-    }
-
-    private func sendmsg(_ buffers: [[UInt8]], firstOffset: Int) throws(IOError) -> IOResult<Int> {
-        let fd = try self.descriptor("sendmsg")
-        let count = min(buffers.count, 1024)  // IOV_MAX on Linux; the rest goes in the next call
-        var vectors = [iovec](repeating: iovec(), count: count)
-        return try withArrays(buffers, count: count) { pointers throws(IOError) -> IOResult<Int> in
-            for index in 0..<count {
-                let skip = index == 0 ? firstOffset : 0
-                vectors[index] = iovec(
-                    iov_base: UnsafeMutableRawPointer(mutating: pointers[index] + skip),
-                    iov_len: buffers[index].count - skip
-                )
-            }
-            return try vectors.withUnsafeMutableBufferPointer { vectors throws(IOError) -> IOResult<Int> in
-                var message = msghdr()
-                message.msg_iov = vectors.baseAddress
-                message.msg_iovlen = count
-                return try syscall("sendmsg") { Glibc.sendmsg(fd, &message, Int32(MSG_NOSIGNAL)) }
-            }
-        }
-    }
-
     /// Which direction ``shutdown(_:)`` closes.
     public enum Direction: Sendable {
         case read
@@ -165,26 +92,8 @@ public final class TCPStream: Sendable {
     }
 
     /// The descriptor for a syscall, or `EBADF` once ``close()`` was called.
-    private func descriptor(_ operation: String) throws(IOError) -> Int32 {
+    func descriptor(_ operation: String) throws(IOError) -> Int32 {
         guard !self.closed.load(ordering: .acquiring) else { throw IOError(errno: EBADF, operation: operation) }
         return self.fd
     }
-}
-
-/// Runs `body` with a base pointer for each of the first `count` arrays (nested, so all stay valid together).
-private func withArrays<Result>(
-    _ arrays: [[UInt8]],
-    count: Int,
-    _ body: ([UnsafePointer<UInt8>]) throws(IOError) -> Result
-) throws(IOError) -> Result {
-    var pointers: [UnsafePointer<UInt8>] = []
-    pointers.reserveCapacity(count)
-    func nest(_ index: Int) throws(IOError) -> Result {
-        guard index < count else { return try body(pointers) }
-        return try arrays[index].withUnsafeBufferPointer { buffer throws(IOError) -> Result in
-            pointers.append(buffer.baseAddress!)
-            return try nest(index + 1)
-        }
-    }
-    return try nest(0)
 }

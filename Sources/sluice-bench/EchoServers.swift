@@ -23,7 +23,9 @@ enum EchoServer {
                     let loop = group.next()
                     guard let stream = try? await listener.accept(on: loop) else { continue }
                     let work: @Sendable () async -> Void = {
-                        while let bytes = try? await stream.read(), !bytes.isEmpty {
+                        // The pooled read: no buffer per read, only the copy an echo must make to write the bytes
+                        // after the read returns (the scratch buffer is the thread's, not the connection's).
+                        while let bytes = try? await stream.read({ Array($0) }), !bytes.isEmpty {
                             guard (try? await stream.write(bytes)) != nil else { return }
                         }
                     }
