@@ -1,3 +1,4 @@
+import SluiceIO
 import SluiceWire
 
 extension Frame {
@@ -27,5 +28,21 @@ extension Headers {
     /// Bytes on the wire.
     var estimatedSize: Int {
         self.fields.reduce(2) { $0 + 4 + $1.name.utf8.count + $1.value.utf8.count }
+    }
+}
+
+/// Encoded frames as the socket writes them: the encoder's buffer, handed over without a copy.
+///
+/// A wrapper rather than a conformance of `Payload` itself, so that no two modules of the package declare the same
+/// conformance.
+struct EncodedFrames: OutboundBytes {
+    let payload: Payload
+
+    var count: Int { self.payload.count }
+
+    func withUnsafeBytes<Result, Failure: Error>(
+        _ body: (UnsafeRawBufferPointer) throws(Failure) -> Result
+    ) throws(Failure) -> Result {
+        try self.payload.withUnsafeBytes(body)
     }
 }

@@ -13,15 +13,19 @@ extension Session {
         var decoder = FrameDecoder(maxFrameSize: self.configuration.maxFrameSize)
         do {
             while true {
-                let bytes = try await self.stream.read()
-                guard !bytes.isEmpty else {
+                // The bytes arrive in a pooled buffer that is valid only inside the closure: the decoder copies
+                // them once into its own buffer, which the frames' payloads then share.
+                let count = try await self.stream.read { bytes in
+                    decoder.append(bytes)
+                    return bytes.count
+                }
+                guard count > 0 else {
                     self.closer.close(.endOfStream)
                     break
                 }
                 self.lastHeard.store(Monotonic.now, ordering: .relaxed)
                 self.pinged.store(false, ordering: .relaxed)
-                self.broker.stats.bytesIn.add(UInt64(bytes.count))
-                decoder.append(bytes)
+                self.broker.stats.bytesIn.add(UInt64(count))
                 while let frame = try decoder.next() {
                     try await reader.handle(frame)
                 }

@@ -106,8 +106,8 @@ final class Session: Sendable {
                 }
             }
             if !encoder.isEmpty {
-                let bytes = encoder.bytes
-                encoder.removeAll()
+                // No copy: the socket writes the encoder's buffer, which the encoder reuses once this is released.
+                let bytes = EncodedFrames(payload: encoder.takeEncoded())
                 do {
                     try await self.stream.write(bytes)
                 } catch {

@@ -179,7 +179,7 @@ struct LimitTests {
         "a silent client is PINGed at half the idle timeout; one that answers stays, one that does not is closed with IDLE_TIMEOUT"
     )
     func idleTimeout() async throws {
-        let server = try TestServer { $0.idleTimeout = .milliseconds(400) }
+        let server = try TestServer { $0.idleTimeout = .seconds(1) }
         let silent = try await server.client()
         let lively = try await server.client()
         // The lively client answers every PING.
@@ -190,7 +190,7 @@ struct LimitTests {
         }
         #expect(try await silent.next() == .ping)
         #expect(try await closingError(silent)?.code == .idleTimeout)
-        try await Task.sleep(for: .milliseconds(600))
+        try await Task.sleep(for: .milliseconds(1_500))
         try await lively.send(.stats(requestID: 1))
         answering.cancel()
         await server.shutdown()
