@@ -50,8 +50,9 @@ extension Session {
 /// The reader task's state: the connection's subscriptions, and the handler of every client frame.
 struct Reader {
     enum Subscription {
-        /// SUB: the pattern's member entry and the task forwarding its Broadcast into the outbox.
-        case subject(pattern: String, member: Member, forwarder: Task<Void, Never>)
+        /// SUB: the pattern's member entry and the task forwarding its Broadcast into the outbox (none for a queue
+        /// group member: the group's forwarder posts to it).
+        case subject(pattern: String, group: String?, member: Member, forwarder: Task<Void, Never>?)
         /// CONSUME on a queue.
         case consumer(WorkQueue)
         /// WATCH: the task forwarding the key's Watch into the outbox.
@@ -233,9 +234,8 @@ struct Reader {
 
     private mutating func subscribe(_ subscribe: Frame.Subscribe) async throws {
         guard try await self.valid(subscribe.pattern, as: .pattern, subscribe.requestID) else { return }
-        if subscribe.queueGroup != nil {
-            try await self.fail(subscribe.requestID, .notPermitted, "queue groups are not supported by this server")
-            return
+        if let group = subscribe.queueGroup {
+            guard try await self.valid(group, as: .queueGroup, subscribe.requestID) else { return }
         }
         guard try await self.canSubscribe(subscribe.subscriptionID, subscribe.requestID) else { return }
         let member = Member(
@@ -244,6 +244,22 @@ struct Reader {
             outbox: self.outbox,
             closer: self.session.closer
         )
+        if let group = subscribe.queueGroup {
+            self.broker.subjects.subscribe(
+                subscribe.pattern,
+                group: group,
+                member: member,
+                executor: self.session.stream.loop
+            )
+            try await self.ok(subscribe.requestID)
+            self.subscriptions[subscribe.subscriptionID] = .subject(
+                pattern: subscribe.pattern,
+                group: group,
+                member: member,
+                forwarder: nil
+            )
+            return
+        }
         let receiver = self.broker.subjects.subscribe(subscribe.pattern, member: member)
         try await self.ok(subscribe.requestID)
         let forwarder = Task(executorPreference: self.session.stream.loop) { [outbox, broker] in
@@ -251,6 +267,7 @@ struct Reader {
         }
         self.subscriptions[subscribe.subscriptionID] = .subject(
             pattern: subscribe.pattern,
+            group: nil,
             member: member,
             forwarder: forwarder
         )
@@ -312,11 +329,15 @@ struct Reader {
     /// Undoes one subscription; returns once its forwarder has stopped, so no MSG for it follows.
     private func end(_ subscription: Subscription, id: UInt32) async {
         switch subscription {
-        case .subject(let pattern, let member, let forwarder):
-            self.broker.subjects.unsubscribe(pattern, member: member)
+        case .subject(let pattern, let group, let member, let forwarder):
+            if let group {
+                self.broker.subjects.unsubscribe(pattern, group: group, member: member)
+            } else {
+                self.broker.subjects.unsubscribe(pattern, member: member)
+            }
             self.broker.requests.responderGone(session: self.session.id, subscriptionID: id)
-            forwarder.cancel()
-            await forwarder.value
+            forwarder?.cancel()
+            await forwarder?.value
         case .consumer(let queue):
             queue.removeConsumer(ConsumerKey(session: self.session.id, subscriptionID: id))
         case .watch(let forwarder):

@@ -10,6 +10,11 @@ import Synchronization
 /// has read it or fallen more than the buffer behind (that subscriber then receives `LAGGED` with the exact count).
 /// A pattern nobody subscribes to any more is removed at once, so subjects without subscribers cost nothing.
 ///
+/// Queue groups (SUB with a group name) get one `Broadcast` per (pattern, group) and one group forwarder task that
+/// reads it and hands each message to one member, round robin, with ``Outbox/post(_:)`` under this table's lock:
+/// a member whose UNSUB has been answered is never chosen again, and a member that cannot take the message (past
+/// its outgoing limit) is closed as a slow consumer and the next member gets it.
+///
 /// REQUEST uses the same table to find responders: every subscription whose pattern matches.
 ///
 /// One mutex guards the maps. `Broadcast.send` is called under it: the broadcast's own lock nests inside ours and
@@ -24,11 +29,24 @@ final class SubjectTable: Sendable {
         var members: [Member]
     }
 
+    /// One queue group on one pattern.
+    struct Group: Sendable {
+        let pattern: String
+        let sender: Broadcast<Delivery>.Sender
+        var members: [Member]
+        /// The next member to choose.
+        var cursor = 0
+        /// Reads the group's Broadcast; cancelled when the last member leaves.
+        var forwarder: Task<Void, Never>?
+    }
+
     struct State: ~Copyable {
         /// Patterns without wildcards, by pattern (= subject).
         var literal: [String: Topic] = [:]
         /// Patterns with `*` or `>`.
         var wildcard: [String: Topic] = [:]
+        /// Queue groups, by `pattern + " " + group` (a space appears in no name).
+        var groups: [String: Group] = [:]
         /// Round-robin cursor for choosing a responder.
         var nextResponder = 0
     }
@@ -59,6 +77,86 @@ final class SubjectTable: Sendable {
         }
     }
 
+    /// Adds `member` to queue group `group` on `pattern` (both validated). Starts the group's forwarder, preferring
+    /// `executor`, when the member is the first.
+    func subscribe(_ pattern: String, group: String, member: Member, executor: (any TaskExecutor)?) {
+        let key = pattern + " " + group
+        let receiver = self.state.withLock { state -> Broadcast<Delivery>.Receiver? in
+            if state.groups[key] != nil {
+                state.groups[key]!.members.append(member)
+                return nil
+            }
+            let (sender, receiver) = Broadcast<Delivery>.channel(capacity: self.buffer)
+            state.groups[key] = Group(pattern: pattern, sender: sender, members: [member])
+            return receiver
+        }
+        guard let receiver else { return }
+        let forwarder = Task(executorPreference: executor) { [self] in await self.forwardGroup(key, from: receiver) }
+        let orphaned = self.state.withLock { state -> Bool in
+            guard state.groups[key] != nil else { return true }
+            state.groups[key]!.forwarder = forwarder
+            return false
+        }
+        if orphaned { forwarder.cancel() }
+    }
+
+    /// Reads a group's Broadcast and hands each message to one member.
+    private func forwardGroup(_ key: String, from receiver: Broadcast<Delivery>.Receiver) async {
+        var batch: [Delivery] = []
+        batch.reserveCapacity(64)
+        while !Task.isCancelled {
+            batch.removeAll(keepingCapacity: true)
+            do {
+                _ = try await receiver.recv(upTo: 64, into: &batch)
+            } catch Broadcast<Delivery>.RecvError.lagged(let missed) {
+                self.handToGroup(key) { .lagged(Frame.Lagged(subscriptionID: $0, missed: missed)) }
+                continue
+            } catch {
+                return
+            }
+            for delivery in batch {
+                self.handToGroup(key) {
+                    .msg(
+                        Frame.Message(
+                            subscriptionID: $0,
+                            subject: delivery.subject,
+                            headers: delivery.headers,
+                            payload: delivery.payload
+                        )
+                    )
+                }
+            }
+        }
+    }
+
+    /// Posts one frame to one member of the group, round robin, skipping members that cannot take it.
+    private func handToGroup(_ key: String, _ frame: (UInt32) -> Frame) {
+        self.state.withLock { state in
+            guard var group = state.groups[key] else { return }
+            defer { state.groups[key] = group }
+            for _ in 0..<group.members.count {
+                let member = group.members[group.cursor % group.members.count]
+                group.cursor &+= 1
+                switch member.outbox.post(frame(member.subscriptionID)) {
+                case .queued: return
+                case .overLimit: member.closer.close(.slowConsumer)
+                case .closed: continue
+                }
+            }
+        }
+    }
+
+    /// Removes `member` from queue group `group` on `pattern`; the group goes when its last member does.
+    func unsubscribe(_ pattern: String, group: String, member: Member) {
+        let key = pattern + " " + group
+        let forwarder = self.state.withLock { state -> Task<Void, Never>? in
+            state.groups[key]?.members.removeAll { $0.isSame(member) }
+            guard state.groups[key]?.members.isEmpty == true else { return nil }
+            return state.groups.removeValue(forKey: key)?.forwarder
+        }
+        forwarder?.cancel()
+    }
+
     /// Removes `member` from `pattern`; the pattern goes when its last member does.
     func unsubscribe(_ pattern: String, member: Member) {
         self.state.withLock { state in
@@ -87,6 +185,10 @@ final class SubjectTable: Sendable {
                 _ = topic.sender.send(delivery)
                 patterns += 1
             }
+            for group in state.groups.values where Subject.matches(pattern: group.pattern, subject: delivery.subject) {
+                _ = group.sender.send(delivery)
+                patterns += 1
+            }
             return patterns
         }
     }
@@ -98,6 +200,9 @@ final class SubjectTable: Sendable {
             for (pattern, topic) in state.wildcard where Subject.matches(pattern: pattern, subject: subject) {
                 candidates += topic.members
             }
+            for group in state.groups.values where Subject.matches(pattern: group.pattern, subject: subject) {
+                candidates += group.members
+            }
             guard !candidates.isEmpty else { return nil }
             state.nextResponder &+= 1
             return candidates[state.nextResponder % candidates.count]
@@ -105,5 +210,5 @@ final class SubjectTable: Sendable {
     }
 
     /// Patterns with at least one subscriber.
-    var patternCount: Int { self.state.withLock { $0.literal.count + $0.wildcard.count } }
+    var patternCount: Int { self.state.withLock { $0.literal.count + $0.wildcard.count + $0.groups.count } }
 }

@@ -206,4 +206,54 @@ struct PubSubTests {
         #expect(received + Int(missed) == total, "received \(received) + missed \(missed) == \(total)")
         await server.shutdown()
     }
+
+    @Test("queue group members share a pattern's messages: each once per group, round robin, beside plain subscribers")
+    func queueGroups() async throws {
+        let server = try TestServer()
+        var members: [RawClient] = []
+        for _ in 0..<3 {
+            let client = try await server.client()
+            let request = client.nextID()
+            try await client.send(
+                .sub(Frame.Subscribe(requestID: request, subscriptionID: 5, pattern: "jobs.*", queueGroup: "workers"))
+            )
+            try await client.expectOK(request)
+            members.append(client)
+        }
+        let watcher = try await server.client()
+        try await watcher.subscribe("jobs.>", id: 1)
+        let publisher = try await server.client()
+        for index in 0..<30 {
+            try await publisher.send(.pub(Frame.Publish(subject: "jobs.j\(index)", payload: Payload("\(index)"))))
+        }
+        var shared: [String] = []
+        for member in members {
+            for _ in 0..<10 {
+                let message = try #require(try await member.next().message)
+                #expect(message.subscriptionID == 5)
+                shared.append(String(decoding: message.payload, as: UTF8.self))
+            }
+            #expect(try await member.nothingArrives(within: .milliseconds(50)))
+        }
+        #expect(shared.sorted() == (0..<30).map { "\($0)" }.sorted(), "each message once across the group")
+        for index in 0..<30 { #expect(try await watcher.next().payloadText == "\(index)") }
+
+        // After a member's UNSUB is answered it gets nothing more; the others share everything.
+        try await members[0].send(.unsub(Frame.Unsubscribe(requestID: 90, subscriptionID: 5)))
+        try await members[0].expectOK(90)
+        for index in 0..<10 {
+            try await publisher.send(.pub(Frame.Publish(subject: "jobs.k\(index)", payload: "k")))
+        }
+        var rest = 0
+        for member in members[1...] {
+            for _ in 0..<5 { if try await member.next().message != nil { rest += 1 } }
+        }
+        #expect(rest == 10)
+        #expect(try await members[0].nothingArrives())
+        try await members[0].send(
+            .sub(Frame.Subscribe(requestID: 91, subscriptionID: 6, pattern: "x", queueGroup: "bad group"))
+        )
+        try await members[0].expectError(91, .badName)
+        await server.shutdown()
+    }
 }
