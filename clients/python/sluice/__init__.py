@@ -1,0 +1,1 @@
+"""Sluice client (placeholder; filled in below)."""
