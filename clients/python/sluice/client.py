@@ -951,6 +951,8 @@ class Client:
                 if waiter is not None and not waiter.done():
                     waiter.set_result(None)
         elif isinstance(frame, codec.Goodbye):
+            if self._closing:  # a server may answer our GOODBYE with its own before closing: still our close
+                raise ConnectionClosed("closed", detail="the server said GOODBYE after ours")
             raise ConnectionClosed("goodbye", detail="the server said GOODBYE")
         else:
             # WELCOME again, or a client frame: a valid frame this side never accepts.

@@ -249,7 +249,7 @@ class SessionTests(RoutingTestCase):
         await conn.expect(codec.Goodbye)
         await asyncio.sleep(0.05)
         self.assertFalse(closing.done())  # still reading: the server has not closed yet
-        conn.send(codec.Ping())  # no PONG after our GOODBYE
+        conn.send(codec.Ping(), codec.Goodbye())  # no PONG after our GOODBYE; a GOODBYE back is fine
         conn.close()
         await closing
         self.assertEqual((await client.wait_closed()).reason, "closed")
