@@ -502,7 +502,7 @@ class Service:
             if inspect.isawaitable(result):
                 result = await result
             if not request.replied:
-                await request.reply(b"" if result is None else result)  # type: ignore[arg-type]
+                await request.reply(b"" if result is None else result)
         except ConnectionClosed:
             pass
         except Exception:

@@ -907,7 +907,7 @@ class FrameDecoder:
         """The stream offset of the next byte not yet consumed as part of a frame."""
         return self._offset
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: Union[bytes, bytearray, memoryview]) -> None:
         """Append received bytes. Cheap; decoding happens in :meth:`next_frame`."""
         self._buffer += data
 
