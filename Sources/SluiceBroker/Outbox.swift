@@ -18,10 +18,20 @@ import Synchronization
 /// also bounds how many frames can be queued, and the channel's capacity is exactly that many: it never fills
 /// before the byte budget does.
 final class Outbox: Sendable {
-    /// One queued frame with what it costs.
+    /// What one queued item writes.
+    enum Content: Sendable {
+        /// Nothing (a last item without a frame).
+        case none
+        /// One frame.
+        case one(Frame)
+        /// Several frames queued at once (a forwarder's batch): one channel slot and one credit wait for all.
+        case many([Frame])
+    }
+
+    /// One queued item with what it costs.
     struct Item: Sendable {
-        /// The frame to write; nil only on a last item that carries no frame.
-        let frame: Frame?
+        /// The frames to write.
+        let content: Content
         /// Bytes charged against ``Outbox/pending`` until written.
         let cost: Int
         /// Bytes of the subject budget it holds (``deliver(_:)`` only).
@@ -65,7 +75,7 @@ final class Outbox: Sendable {
         let cost = self.cost(of: frame)
         self.pending.wrappingAdd(cost, ordering: .relaxed)
         do {
-            try await self.sender.send(Item(frame: frame, cost: cost, credit: 0, isLast: false))
+            try await self.sender.send(Item(content: .one(frame), cost: cost, credit: 0, isLast: false))
         } catch {
             self.pending.wrappingSubtract(cost, ordering: .relaxed)
             if error is CancellationError { throw error }
@@ -78,7 +88,16 @@ final class Outbox: Sendable {
     /// ## Errors
     /// `CancellationError`; ``OutboxClosed`` once the connection is ending.
     func deliver(_ frame: Frame) async throws {
-        let cost = self.cost(of: frame)
+        try await self.deliver(.one(frame), cost: self.cost(of: frame))
+    }
+
+    /// Queues a batch of subject deliveries as one item: one wait for credit and one channel send for all of them.
+    func deliver(_ frames: [Frame]) async throws {
+        guard !frames.isEmpty else { return }
+        try await self.deliver(.many(frames), cost: frames.reduce(0) { $0 + self.cost(of: $1) })
+    }
+
+    private func deliver(_ content: Content, cost: Int) async throws {
         let credit = min(cost, self.creditLimit)
         do {
             let permit = try await self.credit.acquire(credit)
@@ -89,7 +108,7 @@ final class Outbox: Sendable {
         }
         self.pending.wrappingAdd(cost, ordering: .relaxed)
         do {
-            try await self.sender.send(Item(frame: frame, cost: cost, credit: credit, isLast: false))
+            try await self.sender.send(Item(content: content, cost: cost, credit: credit, isLast: false))
         } catch {
             self.pending.wrappingSubtract(cost, ordering: .relaxed)
             self.credit.release(credit)
@@ -116,7 +135,7 @@ final class Outbox: Sendable {
             self.pending.wrappingSubtract(cost, ordering: .relaxed)
             return .overLimit
         }
-        switch self.sender.trySend(Item(frame: frame, cost: cost, credit: 0, isLast: false)) {
+        switch self.sender.trySend(Item(content: .one(frame), cost: cost, credit: 0, isLast: false)) {
         case .success:
             return .queued
         case .failure(let failure):
@@ -129,7 +148,7 @@ final class Outbox: Sendable {
     /// Queues the connection's last frame (GOODBYE, a closing ERROR, or none) after everything already queued: the
     /// writer writes up to it and stops. Waits while the outbox is full.
     func finish(with frame: Frame?) async {
-        try? await self.sender.send(Item(frame: frame, cost: 0, credit: 0, isLast: true))
+        try? await self.sender.send(Item(content: frame.map { .one($0) } ?? .none, cost: 0, credit: 0, isLast: true))
     }
 
     /// Closes the outbox: producers fail from now on, waiting ones at once.

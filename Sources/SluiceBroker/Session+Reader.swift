@@ -287,8 +287,8 @@ struct Reader {
             do {
                 batch.removeAll(keepingCapacity: true)
                 _ = try await receiver.recv(upTo: 64, into: &batch)
-                for delivery in batch {
-                    try await outbox.deliver(
+                try await outbox.deliver(
+                    batch.map { delivery in
                         .msg(
                             Frame.Message(
                                 subscriptionID: subscriptionID,
@@ -297,8 +297,8 @@ struct Reader {
                                 payload: delivery.payload
                             )
                         )
-                    )
-                }
+                    }
+                )
                 stats.delivered.add(UInt64(batch.count))
             } catch Broadcast<Delivery>.RecvError.lagged(let missed) {
                 stats.lagged.add(missed)

@@ -93,12 +93,10 @@ final class Session: Sendable {
             guard let count = try? await self.outbox.receiver.recv(upTo: 256, into: &batch), count > 0 else { return }
             var last = false
             for item in batch {
-                if let frame = item.frame {
-                    do {
-                        try encoder.encode(frame)
-                    } catch {
-                        self.log(.error, "frame.unencodable", ["id": self.id, "error": error])
-                    }
+                switch item.content {
+                case .none: break
+                case .one(let frame): self.encode(frame, into: &encoder)
+                case .many(let frames): for frame in frames { self.encode(frame, into: &encoder) }
                 }
                 if item.isLast {
                     last = true
@@ -120,6 +118,17 @@ final class Session: Sendable {
             }
             for item in batch { self.outbox.written(item) }
             if last { return }
+        }
+    }
+}
+
+extension Session {
+    fileprivate func encode(_ frame: Frame, into encoder: inout FrameEncoder) {
+        do {
+            try encoder.encode(frame)
+        } catch {
+            // Only a frame over 4 GiB or a string over 64 KiB gets here, and the reader never makes one.
+            self.log(.error, "frame.unencodable", ["id": self.id, "error": error])
         }
     }
 }
