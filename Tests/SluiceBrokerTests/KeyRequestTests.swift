@@ -91,8 +91,11 @@ struct KeyRequestTests {
         await server.shutdown()
     }
 
-    @Test("RESPONDER_GONE at once when the chosen responder disconnects before replying")
-    func responderGone() async throws {
+    @Test(
+        "RESPONDER_GONE at once when the chosen responder disconnects or unsubscribes before replying",
+        arguments: [true, false]
+    )
+    func responderGone(disconnects: Bool) async throws {
         let server = try TestServer()
         let responder = try await server.client()
         try await responder.subscribe("svc", id: 1)
@@ -101,23 +104,12 @@ struct KeyRequestTests {
             .request(Frame.Request(requestID: 8, timeoutMilliseconds: 60_000, subject: "svc", payload: "?"))
         )
         _ = try await responder.next()
-        responder.close()
-        try await requester.expectError(8, .responderGone)
-        await server.shutdown()
-    }
-
-    @Test("RESPONDER_GONE when the responder unsubscribes before replying")
-    func responderUnsubscribes() async throws {
-        let server = try TestServer()
-        let responder = try await server.client()
-        try await responder.subscribe("svc", id: 1)
-        let requester = try await server.client()
-        try await requester.send(
-            .request(Frame.Request(requestID: 8, timeoutMilliseconds: 60_000, subject: "svc", payload: "?"))
-        )
-        _ = try await responder.next()
-        try await responder.send(.unsub(Frame.Unsubscribe(requestID: 2, subscriptionID: 1)))
-        try await responder.expectOK(2)
+        if disconnects {
+            responder.close()
+        } else {
+            try await responder.send(.unsub(Frame.Unsubscribe(requestID: 2, subscriptionID: 1)))
+            try await responder.expectOK(2)
+        }
         try await requester.expectError(8, .responderGone)
         await server.shutdown()
     }
