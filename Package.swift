@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "SluiceBroker", targets: ["SluiceBroker"]),
         .executable(name: "sluiced", targets: ["sluiced"]),
         .executable(name: "sluice-bench", targets: ["sluice-bench"]),
+        .library(name: "SluiceClient", targets: ["SluiceClient"]),
     ],
     targets: [
         .target(name: "SluiceChannels", swiftSettings: strictSettings),
@@ -42,6 +43,16 @@ let package = Package(
         .executableTarget(
             name: "sluice-bench",
             dependencies: ["SluiceChannels", "SluiceIO", "CSluiceLinux"],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "SluiceClient",
+            dependencies: ["SluiceChannels", "SluiceIO", "SluiceWire"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SluiceClientTests",
+            dependencies: ["SluiceClient", "SluiceBroker", "SluiceIO", "SluiceWire", "SluiceChannels"],
             swiftSettings: strictSettings
         ),
         .testTarget(
