@@ -18,6 +18,7 @@ let package = Package(
         .executable(name: "sluiced", targets: ["sluiced"]),
         .executable(name: "sluice-bench", targets: ["sluice-bench"]),
         .library(name: "SluiceClient", targets: ["SluiceClient"]),
+        .executable(name: "sluice", targets: ["sluice"]),
     ],
     targets: [
         .target(name: "SluiceChannels", swiftSettings: strictSettings),
@@ -50,9 +51,18 @@ let package = Package(
             dependencies: ["SluiceChannels", "SluiceIO", "SluiceWire"],
             swiftSettings: strictSettings
         ),
+        .executableTarget(
+            name: "sluice",
+            dependencies: ["SluiceClient", "SluiceIO", "SluiceWire"],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "SluiceClientTests",
             dependencies: ["SluiceClient", "SluiceBroker", "SluiceIO", "SluiceWire", "SluiceChannels"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SluiceCLITests",
             swiftSettings: strictSettings
         ),
         .testTarget(
