@@ -31,7 +31,8 @@ struct Bench {
         let total = options.publishers > 0 ? options.messages : 0
         let progress = Progress()
         let started = Monotonic.now
-        let deadline = started + UInt64(options.duration.components.seconds) * 1_000_000_000
+        let deadline =
+            started + UInt64(options.duration.components.seconds) * 1_000_000_000
             + UInt64(options.duration.components.attoseconds / 1_000_000_000)
 
         var subscribers: [SluiceClient] = []

@@ -111,7 +111,8 @@ struct Invocation: Sendable {
             case "--pub": invocation.bench.publishers = try parseCount(try value(for: name, inline: inline), name)
             case "--sub": invocation.bench.subscribers = try parseCount(try value(for: name, inline: inline), name)
             case "--size": invocation.bench.size = try parseCount(try value(for: name, inline: inline), name)
-            case "--msgs": invocation.bench.messages = try parseCount(try value(for: name, inline: inline), name, minimum: 1)
+            case "--msgs":
+                invocation.bench.messages = try parseCount(try value(for: name, inline: inline), name, minimum: 1)
             case "--subject": invocation.bench.subject = try value(for: name, inline: inline)
             case "--duration":
                 invocation.bench.duration = try parseDuration(try value(for: name, inline: inline), name)
