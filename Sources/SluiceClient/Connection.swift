@@ -219,7 +219,7 @@ final class Connection: Sendable {
             return !state.closing && state.end == nil
         }
         guard let reader = self.tasks.withLock({ $0.reader }) else { return }
-        let finished = await withTaskGroup(of: Bool.self) { group in
+        await withTaskGroup(of: Bool.self) { group in
             group.addTask {
                 if first { try? await self.outbound.send(.goodbye) }
                 await reader.value
@@ -229,12 +229,10 @@ final class Connection: Sendable {
                 try? await Task.sleep(for: timeout)
                 return false
             }
-            let first = await group.next() ?? false
-            if !first { self.abort() }
+            // The server did not close in time: close from this side, which also ends the reader.
+            if await group.next() == false { self.abort() }
             group.cancelAll()
-            return first
         }
-        _ = finished
         await self.tasks.withLock({ $0.writer })?.value
     }
 

@@ -48,19 +48,16 @@ struct Bench {
         }
 
         let reporter = Task(executorPreference: self.loop) {
-            var reported = false
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(1))
                 let elapsed = Double(Monotonic.now - started) / 1e9
                 guard elapsed >= 2, !Task.isCancelled else { continue }
-                reported = true
                 Output.error(
                     "bench: \(format(elapsed, 1)) s: published \(progress.published.load(ordering: .relaxed))"
                         + "/\(total), received \(progress.received.load(ordering: .relaxed))"
                         + "/\(total * options.subscribers)"
                 )
             }
-            _ = reported
         }
         defer { reporter.cancel() }
 
