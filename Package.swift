@@ -17,6 +17,8 @@ let package = Package(
         .library(name: "SluiceBroker", targets: ["SluiceBroker"]),
         .executable(name: "sluiced", targets: ["sluiced"]),
         .executable(name: "sluice-bench", targets: ["sluice-bench"]),
+        .library(name: "SluiceClient", targets: ["SluiceClient"]),
+        .executable(name: "sluice", targets: ["sluice"]),
     ],
     targets: [
         .target(name: "SluiceChannels", swiftSettings: strictSettings),
@@ -42,6 +44,25 @@ let package = Package(
         .executableTarget(
             name: "sluice-bench",
             dependencies: ["SluiceChannels", "SluiceIO", "CSluiceLinux"],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "SluiceClient",
+            dependencies: ["SluiceChannels", "SluiceIO", "SluiceWire"],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "sluice",
+            dependencies: ["SluiceClient", "SluiceIO", "SluiceWire"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SluiceClientTests",
+            dependencies: ["SluiceClient", "SluiceBroker", "SluiceIO", "SluiceWire", "SluiceChannels"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SluiceCLITests",
             swiftSettings: strictSettings
         ),
         .testTarget(
