@@ -1,5 +1,6 @@
 import Glibc
 import SluiceClient
+import SluiceIO
 import SluiceWire
 
 /// Writes straight to a file descriptor with `write(2)`: each call is one flushed write, so a line reaches a pipe

@@ -123,31 +123,28 @@ struct SubjectTests {
     }
 }
 
-/// Broker behaviour that contradicts docs/PROTOCOL.md. These tests fail until the broker is fixed; they are kept
-/// apart so that `--skip BrokerBugTests` runs the rest.
-@Suite("Broker bugs found by the client tests", .timeLimit(.minutes(1)))
-struct BrokerBugTests {
-    @Test(
-        "broker bug: SUB with a queue group is refused with NOT_PERMITTED, although PROTOCOL.md documents queue groups"
-    )
+@Suite("Queue groups through SluiceClient", .timeLimit(.minutes(1)))
+struct QueueGroupTests {
+    @Test("two members of a queue group share the messages round robin: each message reaches exactly one of them")
     func queueGroup() async throws {
         try await withTestServer { address in
             let client = try await connect(address)
             let first = try await client.subscribe("work", queueGroup: "g")
             let second = try await client.subscribe("work", queueGroup: "g")
             for index in 0..<10 { try await client.publish("work", Payload("\(index)")) }
-            try await client.ping()
-            try await client.unsubscribe(first)
-            try await client.unsubscribe(second)
-            var count = 0
+            var received: [String] = []
             for sequence in [first, second] {
-                count += try await within { () async throws -> Int in
-                    var count = 0
-                    for try await _ in sequence { count += 1 }
-                    return count
+                received += try await within { () async throws -> [String] in
+                    var payloads: [String] = []
+                    for try await event in sequence {
+                        guard case .message(let message) = event else { continue }
+                        payloads.append(String(decoding: message.payload, as: UTF8.self))
+                        if payloads.count == 5 { break }
+                    }
+                    return payloads
                 }
             }
-            #expect(count == 10)
+            #expect(received.sorted() == (0..<10).map { "\($0)" }.sorted())
             await client.close()
         }
     }
