@@ -182,21 +182,32 @@ public enum Server {
             for session in sessions.withLock({ Array($0.values) }) {
                 let welcomed = session.welcomed.load(ordering: .relaxed)
                 if !welcomed {
-                    if hello.isEnabled && now &- session.openedAt > helloNanos {
+                    if hello.isEnabled && elapsed(since: session.openedAt, now: now) > helloNanos {
                         session.closer.close(.idleTimeout("no HELLO within \(hello)"))
                     }
                     continue
                 }
                 guard idle.isEnabled else { continue }
-                let silent = now &- session.lastHeard.load(ordering: .relaxed)
-                if silent > idleNanos {
-                    session.closer.close(.idleTimeout("nothing received for \(idle)"))
-                } else if silent > idleNanos / 2 && !session.pinged.exchange(true, ordering: .relaxed) {
+                let silent = elapsed(since: session.lastHeard.load(ordering: .relaxed), now: now)
+                guard silent > idleNanos / 2 else { continue }
+                // Every close for idleness follows a PING that the client had half the timeout to answer, even if
+                // this sweep comes late (a busy machine): a late sweep pings first and closes on a later one.
+                let pingedAt = session.pingedAt.load(ordering: .relaxed)
+                if pingedAt == 0 {
+                    session.pingedAt.store(now, ordering: .relaxed)
                     if session.outbox.post(.ping) == .overLimit { session.closer.close(.slowConsumer) }
+                } else if silent > idleNanos && elapsed(since: pingedAt, now: now) > idleNanos / 2 {
+                    session.closer.close(.idleTimeout("nothing received for \(idle)"))
                 }
             }
         }
     }
+}
+
+/// Nanoseconds from `start` to `now`, 0 when `start` is later: a session opened, or a read stamped, after the
+/// sweeper took `now` must not look ancient (a wrapping subtraction made exactly that mistake).
+func elapsed(since start: UInt64, now: UInt64) -> UInt64 {
+    now > start ? now - start : 0
 }
 
 /// The live sessions by id: the sweeper scans them, shutdown closes them.

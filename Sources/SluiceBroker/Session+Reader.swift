@@ -11,6 +11,7 @@ extension Session {
     func runReader() async {
         var reader = Reader(session: self)
         var decoder = FrameDecoder(maxFrameSize: self.configuration.maxFrameSize)
+        var budget = Reader.framesPerTurn
         do {
             while true {
                 // The bytes arrive in a pooled buffer that is valid only inside the closure: the decoder copies
@@ -24,10 +25,17 @@ extension Session {
                     break
                 }
                 self.lastHeard.store(Monotonic.now, ordering: .relaxed)
-                self.pinged.store(false, ordering: .relaxed)
+                self.pingedAt.store(0, ordering: .relaxed)
                 self.broker.stats.bytesIn.add(UInt64(count))
                 while let frame = try decoder.next() {
                     try await reader.handle(frame)
+                    // A read that finds data does not suspend, so a client that never stops sending would keep
+                    // this loop's thread: give the other tasks on it a turn every so often (Tokio's coop budget).
+                    budget -= 1
+                    if budget == 0 {
+                        budget = Reader.framesPerTurn
+                        await Task.yield()
+                    }
                 }
                 decoder.releaseBufferIfIdle()
             }
@@ -58,6 +66,9 @@ struct Reader {
         /// WATCH: the task forwarding the key's Watch into the outbox.
         case watch(forwarder: Task<Void, Never>)
     }
+
+    /// Frames handled before the reader yields its thread.
+    static let framesPerTurn = 128
 
     let session: Session
     var subscriptions: [UInt32: Subscription] = [:]

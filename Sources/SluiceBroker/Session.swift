@@ -29,8 +29,8 @@ final class Session: Sendable {
     let broker: Broker
     /// Monotonic nanoseconds when the client last sent anything; the sweeper reads it.
     let lastHeard = Atomic<UInt64>(0)
-    /// Set when the server PINGed for this silence; cleared by any input.
-    let pinged = Atomic<Bool>(false)
+    /// Monotonic nanoseconds when the server PINGed for this silence, 0 if it has not; cleared by any input.
+    let pingedAt = Atomic<UInt64>(0)
     /// Set once HELLO was accepted.
     let welcomed = Atomic<Bool>(false)
     /// Monotonic nanoseconds at accept.

@@ -137,8 +137,10 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
         var events = [epoll_event](repeating: epoll_event(), count: 256)
         var batch: [UnownedJob] = []
         while true {
-            // Run everything that is ready, including what those jobs enqueue on this thread.
-            while !self.local.isEmpty {
+            // Run the jobs that are ready now, once each. What they enqueue runs in the next round, after a look at
+            // the remote queue and the sockets: tasks that keep each other busy (a reader whose socket always has
+            // data, a producer and a consumer ping-ponging) cannot starve other connections' I/O.
+            if !self.local.isEmpty {
                 swap(&batch, &self.local)
                 for job in batch { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
                 batch.removeAll(keepingCapacity: true)

@@ -41,12 +41,21 @@ final class TestServer: Sendable {
     let address: SocketAddress
     private let stop: Watch<Bool>.Sender
     private let task: Task<Void, Never>
+    private let ownLoops: EventLoopGroup?
 
-    init(_ configure: (inout Configuration) -> Void = { _ in }) throws {
+    /// - Parameter ownLoop: serve from an event loop of its own instead of the shared test loops, for tests whose
+    ///   assertions depend on the server's timers firing on time while other tests load the shared ones.
+    init(ownLoop: Bool = false, _ configure: (inout Configuration) -> Void = { _ in }) throws {
         var configuration = Configuration()
         configuration.shutdownGrace = .seconds(2)
+        // Test bodies share the cooperative pool with hundreds of other tests (stress tests, TSan): a client may not
+        // get to send HELLO, or anything, for seconds. Tests of these timeouts set them themselves.
+        configuration.helloTimeout = .seconds(120)
+        configuration.idleTimeout = .seconds(120)
         configure(&configuration)
-        let listener = try TCPListener(bind: SocketAddress(host: "127.0.0.1", port: 0), on: testLoops.loops[0])
+        self.ownLoops = ownLoop ? try EventLoopGroup(count: 1, name: "broker-test-own") : nil
+        let loops = self.ownLoops ?? testLoops
+        let listener = try TCPListener(bind: SocketAddress(host: "127.0.0.1", port: 0), on: loops.loops[0])
         self.address = listener.localAddress
         let (stop, stopped) = Watch<Bool>.channel(false)
         self.stop = stop
@@ -57,7 +66,7 @@ final class TestServer: Sendable {
                 listener: listener,
                 configuration: configured,
                 shutdown: stopped,
-                loops: testLoops,
+                loops: loops,
                 log: Log(level: level)
             )
         }
@@ -67,6 +76,7 @@ final class TestServer: Sendable {
     func shutdown() async {
         self.stop.send(true)
         await self.task.value
+        self.ownLoops?.shutdown()
     }
 
     /// Connects a raw client and completes the handshake.

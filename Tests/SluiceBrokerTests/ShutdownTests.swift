@@ -56,7 +56,7 @@ struct ShutdownTests {
 /// `sluiced` as a child process, on a free port, with its standard error in a file.
 final class DaemonProcess {
     let pid: pid_t
-    let port: UInt16
+    private(set) var port: UInt16 = 0
     let logPath: String
 
     /// The built `sluiced` next to the test bundle (`swift test` builds it), or `$SLUICED`.
@@ -75,7 +75,29 @@ final class DaemonProcess {
         return directory + "/sluiced"
     }
 
-    init(_ arguments: [String] = []) throws {
+    /// Starts `sluiced` and waits (without blocking a thread of the cooperative pool) for its `server.start` line.
+    static func start(_ arguments: [String] = []) async throws -> DaemonProcess {
+        let daemon = try DaemonProcess(arguments)
+        for _ in 0..<1_000 {
+            if let port = daemon.announcedPort() {
+                daemon.port = port
+                return daemon
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw TimedOut(what: "sluiced to start; log: \(daemon.log)")
+    }
+
+    /// The port in the `server.start` line, once it is there.
+    private func announcedPort() -> UInt16? {
+        guard let line = Self.lines(self.logPath).first(where: { $0.contains("event=server.start") }),
+            let listen = line.split(separator: " ").first(where: { $0.hasPrefix("listen=") }),
+            let colon = listen.lastIndex(of: ":")
+        else { return nil }
+        return UInt16(listen[listen.index(after: colon)...])
+    }
+
+    private init(_ arguments: [String]) throws {
         let binary = Self.binary
         guard access(binary, X_OK) == 0 else {
             throw TimedOut(what: "the sluiced binary at \(binary): run `swift build --product sluiced` first")
@@ -86,30 +108,15 @@ final class DaemonProcess {
         posix_spawn_file_actions_addopen(&actions, 2, self.logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        let argv = [binary, "--port", "0", "--log-level", "debug"] + arguments
+        // Generous timeouts: under a loaded test run a client may not get to send HELLO for seconds.
+        let argv =
+            [binary, "--port", "0", "--log-level", "debug", "--hello-timeout", "2m", "--idle-timeout", "2m"] + arguments
         var cArguments = argv.map { strdup($0) } + [nil]
         defer { for pointer in cArguments { free(pointer) } }
         var pid: pid_t = 0
         let status = posix_spawn(&pid, binary, &actions, nil, &cArguments, environ)
         guard status == 0 else { throw TimedOut(what: "posix_spawn: \(status)") }
         self.pid = pid
-        // Wait for `event=server.start listen=127.0.0.1:PORT`.
-        var port: UInt16?
-        for _ in 0..<500 where port == nil {
-            if let line = Self.lines(self.logPath).first(where: { $0.contains("event=server.start") }),
-                let listen = line.split(separator: " ").first(where: { $0.hasPrefix("listen=") }),
-                let colon = listen.lastIndex(of: ":")
-            {
-                port = UInt16(listen[listen.index(after: colon)...])
-            } else {
-                usleep(10_000)
-            }
-        }
-        guard let port else {
-            kill(pid, SIGKILL)
-            throw TimedOut(what: "sluiced to start; log: \(Self.lines(self.logPath))")
-        }
-        self.port = port
     }
 
     var address: SocketAddress { get throws { try SocketAddress(host: "127.0.0.1", port: self.port) } }
@@ -161,7 +168,7 @@ struct DaemonEndToEndTests {
         "SIGTERM: clients get GOODBYE, the daemon exits 0 and its last line counts the queue messages not acknowledged"
     )
     func sigterm() async throws {
-        let daemon = try DaemonProcess()
+        let daemon = try await DaemonProcess.start()
         let address = try daemon.address
         let producer = try await RawClient.connect(to: address)
         try await producer.send(.hello(Frame.Hello(clientName: "producer")))
@@ -197,7 +204,7 @@ struct DaemonEndToEndTests {
 
     @Test("a second signal exits at once")
     func secondSignal() async throws {
-        let daemon = try DaemonProcess(["--shutdown-grace", "1m"])
+        let daemon = try await DaemonProcess.start(["--shutdown-grace", "1m"])
         // A client that never reads keeps the graceful shutdown waiting.
         let stuck = try await TCPStream.connect(to: try daemon.address, on: testLoops.next())
         var encoder = FrameEncoder()
@@ -226,7 +233,9 @@ struct DaemonEndToEndTests {
     @Test("a subscriber that stops reading while 1 GB is published does not push the daemon's peak RSS past its bounds")
     func memoryBound() async throws {
         // Bounds: 64 buffered messages of 64 KiB per pattern (4 MiB) plus 4 MiB of outgoing bytes.
-        let daemon = try DaemonProcess(["--subject-buffer", "64", "--max-pending-bytes", "4MiB", "--log-level", "info"])
+        let daemon = try await DaemonProcess.start([
+            "--subject-buffer", "64", "--max-pending-bytes", "4MiB", "--log-level", "info",
+        ])
         let address = try daemon.address
         let baseline = try #require(Self.peakRSS(daemon.pid))
         let stuck = try await TCPStream.connect(to: address, on: testLoops.next())
@@ -290,7 +299,7 @@ struct DaemonEndToEndTests {
             for pointer in cArguments { free(pointer) }
             posix_spawn_file_actions_destroy(&actions)
             var status: Int32 = 0
-            waitpid(pid, &status, 0)
+            while waitpid(pid, &status, WNOHANG) == 0 { try await Task.sleep(for: .milliseconds(5)) }
             #expect((status >> 8) & 0xff == 2, "\(arguments)")
             let lines = DaemonProcess.lines(logPath)
             #expect(lines.count == 1 && lines[0].hasPrefix("sluiced: "), "\(lines)")

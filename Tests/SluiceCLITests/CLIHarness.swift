@@ -130,7 +130,8 @@ final class Daemon: @unchecked Sendable {
     let port: Int
 
     init(_ extra: [String] = []) async throws {
-        let running = try Running(try CLI.sluiced(), ["--port", "0", "--shutdown-grace", "1s"] + extra)
+        let defaults = ["--port", "0", "--shutdown-grace", "1s", "--hello-timeout", "2m", "--idle-timeout", "2m"]
+        let running = try Running(try CLI.sluiced(), defaults + extra)
         self.running = running
         var port: Int?
         try await eventually(.seconds(10), "sluiced to log server.start") {

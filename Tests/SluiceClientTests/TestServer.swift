@@ -14,6 +14,10 @@ func withTestServer<Result>(
     let listener = try TCPListener(bind: SocketAddress(host: "127.0.0.1", port: 0), on: group.loops[0])
     var configuration = Configuration()
     configuration.shutdownGrace = .seconds(2)
+    // The cooperative pool is shared with hundreds of other tests: a client may not get to send anything for
+    // seconds, which must not look like a dead client.
+    configuration.helloTimeout = .seconds(120)
+    configuration.idleTimeout = .seconds(120)
     configure(&configuration)
     let (stop, stopped) = Watch<Bool>.channel(false)
     let settings = configuration
@@ -62,6 +66,10 @@ func startTestServer(configure: (inout Configuration) -> Void = { _ in }) throws
     let listener = try TCPListener(bind: SocketAddress(host: "127.0.0.1", port: 0), on: group.loops[0])
     var configuration = Configuration()
     configuration.shutdownGrace = .seconds(2)
+    // The cooperative pool is shared with hundreds of other tests: a client may not get to send anything for
+    // seconds, which must not look like a dead client.
+    configuration.helloTimeout = .seconds(120)
+    configuration.idleTimeout = .seconds(120)
     configure(&configuration)
     let (stop, stopped) = Watch<Bool>.channel(false)
     let settings = configuration
