@@ -41,7 +41,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "sluice-bench",
-            dependencies: ["SluiceChannels", "SluiceIO", "CSluiceLinux"],
+            dependencies: ["SluiceChannels", "SluiceIO", "CSluiceLinux", "SluiceWire"],
             swiftSettings: strictSettings
         ),
         .testTarget(
