@@ -145,7 +145,8 @@ final class BrokerProcess {
             if waitpid(self.pid, &status, WNOHANG) == self.pid || monotonicNanoseconds() > deadline {
                 kill(self.pid, SIGKILL)
                 throw BenchmarkFailure(
-                    description: "\(broker.name) did not start on port \(port); see /tmp/sluice-peers-\(broker.rawValue).log"
+                    description:
+                        "\(broker.name) did not start on port \(port); see /tmp/sluice-peers-\(broker.rawValue).log"
                 )
             }
             usleep(20_000)

@@ -110,6 +110,9 @@ struct PeersCommand {
         var lagged = 0
         /// A subscriber never saw the end marker, or the work queue did not finish, before the cap.
         var incomplete = false
+        /// Fan-out: seconds from the first send to the last marker; messages per subscriber.
+        var seconds = Double.nan
+        var received: [Int] = []
         /// Broker CPU (user + system) during the scenario, from /proc/PID/stat.
         var cpuSeconds = Double.nan
         /// Broker peak resident memory (VmHWM) at the end of the scenario.
@@ -138,7 +141,8 @@ struct PeersCommand {
         let missing = self.brokers.filter { $0 != .sluice && access($0.installedPath, X_OK) != 0 }
         if !missing.isEmpty {
             throw BenchmarkFailure(
-                description: "missing \(missing.map(\.installedPath).joined(separator: ", ")): run `sudo sh docs/install-peers.sh`"
+                description:
+                    "missing \(missing.map(\.installedPath).joined(separator: ", ")): run `sudo sh docs/install-peers.sh`"
             )
         }
         let files = raiseFileLimit()
@@ -240,6 +244,8 @@ struct PeersCommand {
             measurement.lost = result.lost
             measurement.lagged = result.lagged
             measurement.incomplete = result.incomplete
+            measurement.seconds = result.seconds
+            measurement.received = result.received
         case .requestReply:
             var samples = try PeersScenarios.requestReply(
                 client,
@@ -295,7 +301,10 @@ struct PeersCommand {
     static func describe(_ m: Measurement) -> String {
         var parts: [String] = []
         if m.rate.isFinite { parts.append(formatRate(m.rate)) }
-        if m.p50.isFinite { parts.append("p50 \(format2(m.p50)) µs, p99 \(format2(m.p99)) µs, p99.9 \(format2(m.p999)) µs") }
+        if m.seconds.isFinite { parts.append("\(format2(m.seconds)) s, received \(m.received)") }
+        if m.p50.isFinite {
+            parts.append("p50 \(format2(m.p50)) µs, p99 \(format2(m.p99)) µs, p99.9 \(format2(m.p999)) µs")
+        }
         if m.perConnection.isFinite { parts.append("\(Int(m.perConnection)) B/connection") }
         if m.lost > 0 || m.lagged > 0 { parts.append("lost \(m.lost) (LAGGED \(m.lagged))") }
         if m.incomplete { parts.append("INCOMPLETE (cap or close)") }

@@ -227,7 +227,9 @@ struct PeerReader: ~Copyable {
     deinit { self.base.deallocate() }
 
     /// Unread input.
-    var unread: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: self.base + self.start, count: self.end - self.start) }
+    var unread: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: self.base + self.start, count: self.end - self.start)
+    }
 
     /// Marks `count` bytes at the front as taken.
     mutating func consume(_ count: Int) {

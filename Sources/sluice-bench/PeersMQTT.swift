@@ -101,7 +101,8 @@ struct MQTTPeerClient: PeerClient {
 
     func replyTemplate(payload: [UInt8]) -> [UInt8] { self.publish(topic: "bench/rr/rep", payload: payload) }
 
-    func appendReply(to event: PeerEvent, in bytes: UnsafeRawBufferPointer, template: [UInt8], into out: inout [UInt8]) {
+    func appendReply(to event: PeerEvent, in bytes: UnsafeRawBufferPointer, template: [UInt8], into out: inout [UInt8])
+    {
         out += template
     }
 

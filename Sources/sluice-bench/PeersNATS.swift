@@ -8,7 +8,8 @@ struct NATSPeerClient: PeerClient {
     func topic(_ name: String) -> String { name }
 
     func handshake(_ fd: Int32, _ reader: inout PeerReader, name: String) throws {
-        let connect = #"CONNECT {"verbose":false,"pedantic":false,"name":"\#(name)","lang":"swift","version":"0","#
+        let connect =
+            #"CONNECT {"verbose":false,"pedantic":false,"name":"\#(name)","lang":"swift","version":"0","#
             + #""protocol":1}"# + "\r\nPING\r\n"
         try peerSend(fd, Array(connect.utf8))
         try awaitAcknowledgements(self, fd, &reader, what: "CONNECT")
@@ -102,7 +103,8 @@ struct NATSPeerClient: PeerClient {
 
     func replyTemplate(payload: [UInt8]) -> [UInt8] { Array(" \(payload.count)\r\n".utf8) + payload + [13, 10] }
 
-    func appendReply(to event: PeerEvent, in bytes: UnsafeRawBufferPointer, template: [UInt8], into out: inout [UInt8]) {
+    func appendReply(to event: PeerEvent, in bytes: UnsafeRawBufferPointer, template: [UInt8], into out: inout [UInt8])
+    {
         out += Array("PUB ".utf8)
         out += UnsafeRawBufferPointer(rebasing: bytes[event.replyOffset..<event.replyOffset + event.replyCount])
         out += template

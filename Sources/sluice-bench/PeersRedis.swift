@@ -129,7 +129,8 @@ struct RedisPeerClient: PeerClient {
         Self.command([Array("LPUSH".utf8), Array("rr:rep".utf8), payload]) + Self.command("BRPOP", "rr:req", "0")
     }
 
-    func appendReply(to event: PeerEvent, in bytes: UnsafeRawBufferPointer, template: [UInt8], into out: inout [UInt8]) {
+    func appendReply(to event: PeerEvent, in bytes: UnsafeRawBufferPointer, template: [UInt8], into out: inout [UInt8])
+    {
         out += template
     }
 

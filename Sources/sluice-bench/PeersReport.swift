@@ -81,9 +81,9 @@ struct PeersReport {
         if !fanOuts.isEmpty {
             lines.append("")
             lines.append(
-                "| fan-out | broker | msgs/s at slowest | lost (of published × subscribers) | broker CPU s | CPU µs per delivery | peak RSS MiB |"
+                "| fan-out | broker | msgs/s at slowest | deliveries/s, all subscribers | lost (of published × subscribers) | broker CPU s | CPU µs per delivery | peak RSS MiB |"
             )
-            lines.append("|---|---|---:|---:|---:|---:|---:|")
+            lines.append("|---|---|---:|---:|---:|---:|---:|---:|")
             for scenario in fanOuts {
                 let (subscribers, payloadSize) = scenario.fanOut!
                 let deliveries = Double(self.command.sizes.count(payloadSize) * subscribers)
@@ -95,8 +95,10 @@ struct PeersReport {
                         lost.isFinite
                         ? "\(Int(lost)) (\(format2(100 * lost / deliveries))%)"
                             + (broker == .sluice && lagged > 0 ? ", LAGGED \(Int(lagged))" : "") : "—"
+                    let all = self.median(scenario, broker) { Double($0.received.reduce(0, +)) / $0.seconds }
                     let cells = [
-                        scenario.title, broker.name, formatRate(self.median(scenario, broker, \.rate)), lostText,
+                        scenario.title, broker.name, formatRate(self.median(scenario, broker, \.rate)), formatRate(all),
+                        lostText,
                         format2(cpu), format2(cpu * 1e6 / max(deliveries - lost, 1)),
                         Self.mebibytes(self.median(scenario, broker) { Double($0.peakRSS) }),
                     ]
@@ -207,7 +209,8 @@ struct PeersReport {
         let bottom = 70.0
         let plotWidth = width - left - right
         let plotHeight = height - top - bottom
-        let top1 = scenarios.flatMap { scenario in brokers.map { self.median(scenario, $0, \.rate) } }
+        let top1 =
+            scenarios.flatMap { scenario in brokers.map { self.median(scenario, $0, \.rate) } }
             .filter(\.isFinite).max() ?? 1
         // A round axis maximum: 1, 2 or 5 times a power of ten, at or above the largest bar.
         var magnitude = 1.0

@@ -114,6 +114,10 @@ enum PeersScenarios {
         var lagged: Int
         /// A subscriber never saw the marker (deadline or close).
         var incomplete: Bool
+        /// Seconds from the first send to the last subscriber's marker.
+        var seconds: Double
+        /// Messages each subscriber received.
+        var received: [Int]
     }
 
     static func fanOut<Client: PeerClient>(
@@ -149,14 +153,18 @@ enum PeersScenarios {
         for thread in threads { thread.join() }
         stop.stop()
         drainer.join()
-        if let failure = sent.failure { throw BenchmarkFailure(description: "\(client.broker.name) publish: \(failure)") }
+        if let failure = sent.failure {
+            throw BenchmarkFailure(description: "\(client.broker.name) publish: \(failure)")
+        }
         let received = results.map { $0.get() }
         let rate = received.map { Double($0.messages) / (Double($0.last - sent.start) / 1e9) }.min() ?? 0
         return FanOut(
             rate: rate,
             lost: received.reduce(0) { $0 + (sent.messages - $1.messages) },
             lagged: received.reduce(0) { $0 + $1.lagged },
-            incomplete: received.contains { !$0.sawMarker }
+            incomplete: received.contains { !$0.sawMarker },
+            seconds: Double((received.map(\.last).max() ?? sent.start) - sent.start) / 1e9,
+            received: received.map(\.messages)
         )
     }
 

@@ -123,7 +123,8 @@ struct SluicePeerClient: PeerClient {
         Self.encode([.reply(.init(replyID: 0, payload: Payload(payload)))])
     }
 
-    func appendReply(to event: PeerEvent, in bytes: UnsafeRawBufferPointer, template: [UInt8], into out: inout [UInt8]) {
+    func appendReply(to event: PeerEvent, in bytes: UnsafeRawBufferPointer, template: [UInt8], into out: inout [UInt8])
+    {
         // REPLY: length 4, opcode 1, request_id 4, flags 1, then reply_id at offset 10.
         let start = out.count
         out += template
