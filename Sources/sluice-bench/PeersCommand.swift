@@ -177,7 +177,7 @@ struct PeersCommand {
                     )
                     ceilings[payloadSize, default: [:]][broker, default: []].append(ceiling)
                     print(
-                        "run \(run) engine ceiling \(broker.name) \(payloadSize) B: publish \(formatRate(ceiling.publish)), receive \(formatRate(ceiling.receive))"
+                        "run \(run) engine ceiling \(broker.name) \(payloadSize) B: publish \(PeersReport.rate(ceiling.publish)), receive \(PeersReport.rate(ceiling.receive))"
                     )
                 }
             }
@@ -300,7 +300,7 @@ struct PeersCommand {
     /// One progress line.
     static func describe(_ m: Measurement) -> String {
         var parts: [String] = []
-        if m.rate.isFinite { parts.append(formatRate(m.rate)) }
+        if m.rate.isFinite { parts.append(PeersReport.rate(m.rate)) }
         if m.seconds.isFinite { parts.append("\(format2(m.seconds)) s, received \(m.received)") }
         if m.p50.isFinite {
             parts.append("p50 \(format2(m.p50)) µs, p99 \(format2(m.p99)) µs, p99.9 \(format2(m.p999)) µs")

@@ -32,10 +32,22 @@ struct PeersReport {
 
     var peers: [Broker] { self.command.brokers.filter { $0 != .sluice } }
 
+    /// A rate that stays readable far below 1 M/s: "1.23 M/s", "845 k/s", "1.6 k/s".
+    static func rate(_ perSecond: Double) -> String {
+        guard perSecond.isFinite else { return "—" }
+        if perSecond >= 1e6 { return format2(perSecond / 1e6) + " M/s" }
+        if perSecond >= 1e4 { return "\(Int((perSecond / 1e3).rounded())) k/s" }
+        return format2(perSecond / 1e3) + " k/s"
+    }
+
     /// "1.23×", or "—".
     static func ratio(_ sluice: Double, _ peer: Double) -> String {
         guard sluice.isFinite, peer.isFinite, peer != 0 else { return "—" }
-        return format2(sluice / peer) + "×"
+        let ratio = sluice / peer
+        guard ratio < 0.1 else { return format2(ratio) + "×" }
+        // Small ratios get four decimals, so 0.0016× does not print as 0.00×.
+        let digits = String(Int((ratio * 10_000).rounded()))
+        return "0." + String(repeating: "0", count: max(0, 4 - digits.count)) + digits + "×"
     }
 
     static func mebibytes(_ bytes: Double) -> String { bytes.isFinite ? format2(bytes / 1_048_576) : "—" }
@@ -57,9 +69,9 @@ struct PeersReport {
             let (metric, value, show): (String, (Measurement) -> Double, (Double) -> String)
             switch scenario {
             case .fanOut1x16, .fanOut4x16, .fanOut1x1K, .fanOut4x1K:
-                (metric, value, show) = ("msgs/s at slowest subscriber (higher is better)", \.rate, formatRate)
+                (metric, value, show) = ("msgs/s at slowest subscriber (higher is better)", \.rate, Self.rate)
             case .workQueue:
-                (metric, value, show) = ("msgs/s consumed (higher is better)", \.rate, formatRate)
+                (metric, value, show) = ("msgs/s consumed (higher is better)", \.rate, Self.rate)
             case .requestReply:
                 (metric, value, show) = ("p99 µs (lower is better)", \.p99, Self.micros)
             case .idle:
@@ -97,7 +109,7 @@ struct PeersReport {
                             + (broker == .sluice && lagged > 0 ? ", LAGGED \(Int(lagged))" : "") : "—"
                     let all = self.median(scenario, broker) { Double($0.received.reduce(0, +)) / $0.seconds }
                     let cells = [
-                        scenario.title, broker.name, formatRate(self.median(scenario, broker, \.rate)), formatRate(all),
+                        scenario.title, broker.name, Self.rate(self.median(scenario, broker, \.rate)), Self.rate(all),
                         lostText,
                         format2(cpu), format2(cpu * 1e6 / max(deliveries - lost, 1)),
                         Self.mebibytes(self.median(scenario, broker) { Double($0.peakRSS) }),
@@ -115,8 +127,8 @@ struct PeersReport {
                 for broker in brokers {
                     let runs = self.ceilings[payloadSize]?[broker] ?? []
                     let cells = [
-                        broker.name, "\(payloadSize) B", formatRate(Self.median(runs.map(\.publish))),
-                        formatRate(Self.median(runs.map(\.receive))),
+                        broker.name, "\(payloadSize) B", Self.rate(Self.median(runs.map(\.publish))),
+                        Self.rate(Self.median(runs.map(\.receive))),
                     ]
                     lines.append("| " + cells.joined(separator: " | ") + " |")
                 }
@@ -164,7 +176,7 @@ struct PeersReport {
                 }
                 let cpu = self.median(.workQueue, broker, \.cpuSeconds)
                 let cells = [
-                    broker.name, formatRate(self.median(.workQueue, broker, \.rate)), format2(cpu),
+                    broker.name, Self.rate(self.median(.workQueue, broker, \.rate)), format2(cpu),
                     format2(cpu * 1e6 / Double(self.command.sizes.work)),
                     Self.mebibytes(self.median(.workQueue, broker) { Double($0.peakRSS) }), method,
                 ]
@@ -240,7 +252,7 @@ struct PeersReport {
                 let x = groupLeft + barWidth * Double(index)
                 let y = top + plotHeight - barHeight
                 svg +=
-                    "<rect x=\"\(x)\" y=\"\(y)\" width=\"\(barWidth - 2)\" height=\"\(barHeight)\" fill=\"\(Self.colours[broker]!)\"><title>\(broker.name) \(scenario.title): \(formatRate(value))</title></rect>\n"
+                    "<rect x=\"\(x)\" y=\"\(y)\" width=\"\(barWidth - 2)\" height=\"\(barHeight)\" fill=\"\(Self.colours[broker]!)\"><title>\(broker.name) \(scenario.title): \(Self.rate(value))</title></rect>\n"
                 svg +=
                     "<text x=\"\(x + barWidth / 2 - 1)\" y=\"\(y - 4)\" text-anchor=\"middle\" font-size=\"10\">\(Self.shortRate(value))</text>\n"
             }
