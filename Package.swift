@@ -43,7 +43,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "sluice-bench",
-            dependencies: ["SluiceChannels", "SluiceIO", "CSluiceLinux"],
+            dependencies: ["SluiceChannels", "SluiceIO", "CSluiceLinux", "SluiceWire"],
             swiftSettings: strictSettings
         ),
         .target(

@@ -19,7 +19,7 @@ struct Bench {
                                                one echo server until killed (prints port=N; P may be 0)
           alloc-check [--count N]              steady-state send/receive with no waiting; run under valgrind to
                                                count allocations (see docs/BENCHMARKS.md)
-        """
+        """ + "\n" + PeersCommand.usage
 
     static func main() async {
         var arguments = Array(CommandLine.arguments.dropFirst())
@@ -54,6 +54,8 @@ struct Bench {
                 case "alloc-check":
                     let options = try Options(arguments, defaults: ["count": "100000"])
                     try await AllocationCheck(count: options.int("count")).run()
+                case "peers":
+                    try PeersCommand(arguments).run()
                 case "-h", "--help", "help":
                     print(usage)
                 default:
