@@ -34,9 +34,11 @@ extension Session {
                     budget -= 1
                     if budget == 0 {
                         budget = Reader.framesPerTurn
+                        reader.flushPublishes()
                         await Task.yield()
                     }
                 }
+                reader.flushPublishes()
                 decoder.releaseBufferIfIdle()
             }
         } catch let error as WireError {
@@ -70,8 +72,14 @@ struct Reader {
     /// Frames handled before the reader yields its thread.
     static let framesPerTurn = 128
 
+    /// Publishes not yet handed to the subject table: consecutive PUBs are routed together, one lock per batch.
+    static let publishBatch = 64
+
     let session: Session
     var subscriptions: [UInt32: Subscription] = [:]
+    /// PUBs validated and waiting to be routed, in arrival order; flushed before any other frame is handled, when a
+    /// read's frames are done, before an OK for a PUB, and at `publishBatch`.
+    var pendingPublishes: [Delivery] = []
     var welcomed = false
 
     init(session: Session) {
@@ -133,6 +141,9 @@ struct Reader {
 
     mutating func handle(_ frame: Frame) async throws {
         guard self.welcomed else { return try await self.handshake(frame) }
+        if case .pub(let publish) = frame { return try await self.publish(publish) }
+        // Everything else sees the effects of every PUB before it.
+        self.flushPublishes()
         switch frame {
         case .ping:
             try await self.answer(.pong)
@@ -144,8 +155,8 @@ struct Reader {
             try await self.answer(
                 .statsReply(Frame.StatsReply(requestID: requestID, entries: self.broker.statsEntries()))
             )
-        case .pub(let publish):
-            try await self.publish(publish)
+        case .pub:
+            break  // handled above
         case .sub(let subscribe):
             try await self.subscribe(subscribe)
         case .unsub(let unsubscribe):
@@ -234,13 +245,21 @@ struct Reader {
 
     // MARK: Subjects
 
-    private func publish(_ publish: Frame.Publish) async throws {
+    private mutating func publish(_ publish: Frame.Publish) async throws {
         guard try await self.valid(publish.subject, as: .subject, publish.requestID) else { return }
-        self.broker.subjects.publish(
+        self.pendingPublishes.append(
             Delivery(subject: publish.subject, headers: publish.headers, payload: publish.payload)
         )
-        self.broker.stats.published.add()
+        if publish.ackWanted || self.pendingPublishes.count >= Reader.publishBatch { self.flushPublishes() }
         if publish.ackWanted { try await self.ok(publish.requestID) }
+    }
+
+    /// Routes the pending PUBs, in order.
+    mutating func flushPublishes() {
+        guard !self.pendingPublishes.isEmpty else { return }
+        self.broker.subjects.publish(self.pendingPublishes[...])
+        self.broker.stats.published.add(UInt64(self.pendingPublishes.count))
+        self.pendingPublishes.removeAll(keepingCapacity: true)
     }
 
     private mutating func subscribe(_ subscribe: Frame.Subscribe) async throws {
@@ -359,6 +378,7 @@ struct Reader {
 
     /// Undoes every subscription and forgets the connection's requests, when the connection ends.
     mutating func cleanUp() async {
+        self.flushPublishes()
         let subscriptions = self.subscriptions
         self.subscriptions = [:]
         for (id, subscription) in subscriptions.sorted(by: { $0.key < $1.key }) {

@@ -193,6 +193,38 @@ final class SubjectTable: Sendable {
         }
     }
 
+    /// Publishes a batch in order under one lock: each run of consecutive deliveries to the same subject goes into
+    /// each matching pattern's channel with one `send(contentsOf:)`. Per-publisher order holds, since runs are sent
+    /// in order. Returns how many pattern sends there were.
+    @discardableResult
+    func publish(_ batch: ArraySlice<Delivery>) -> Int {
+        guard !batch.isEmpty else { return 0 }
+        return self.state.withLock { state in
+            var sends = 0
+            var start = batch.startIndex
+            while start < batch.endIndex {
+                let subject = batch[start].subject
+                var end = start + 1
+                while end < batch.endIndex && batch[end].subject == subject { end += 1 }
+                let run = batch[start..<end]
+                if let topic = state.literal[subject] {
+                    topic.sender.send(contentsOf: run)
+                    sends += 1
+                }
+                for (pattern, topic) in state.wildcard where Subject.matches(pattern: pattern, subject: subject) {
+                    topic.sender.send(contentsOf: run)
+                    sends += 1
+                }
+                for group in state.groups.values where Subject.matches(pattern: group.pattern, subject: subject) {
+                    group.sender.send(contentsOf: run)
+                    sends += 1
+                }
+                start = end
+            }
+            return sends
+        }
+    }
+
     /// One subscription serving `subject`, chosen round robin among all that match, or nil when none does.
     func responder(for subject: String) -> Member? {
         self.state.withLock { state in

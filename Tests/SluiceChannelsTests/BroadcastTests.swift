@@ -458,4 +458,42 @@ struct BroadcastTests {
         #expect(sender == nil)
         #expect(throws: TryRecvError.closed) { try receiver.tryRecv() }
     }
+
+    @Test("send(contentsOf:) delivers a batch in order to every receiver, like sends one by one")
+    func batchSendInOrder() async throws {
+        let (sender, first) = Broadcast<Int>.channel(capacity: 8)
+        let second = sender.subscribe()
+        #expect(sender.send(contentsOf: [1, 2, 3]) == 2)
+        sender.send(4)
+        for receiver in [first, second] {
+            var values: [Int] = []
+            for _ in 0..<4 { values.append(try await receiver.recv()) }
+            #expect(values == [1, 2, 3, 4])
+        }
+    }
+
+    @Test("send(contentsOf:) past the capacity makes a receiver lag by exactly the overflow")
+    func batchSendLagsExactly() async throws {
+        // Given a receiver that read nothing, when 11 values go into a capacity of 4 in one batch
+        let (sender, receiver) = Broadcast<Int>.channel(capacity: 4)
+        sender.send(contentsOf: Array(0..<11))
+        // Then it misses exactly 7 and continues at the oldest value held.
+        await #expect(throws: Broadcast<Int>.RecvError.lagged(7)) { try await receiver.recv() }
+        var values: [Int] = []
+        for _ in 0..<4 { values.append(try await receiver.recv()) }
+        #expect(values == [7, 8, 9, 10])
+    }
+
+    @Test("send(contentsOf:) wakes a waiting receiver; with no receivers it stores nothing and returns 0")
+    func batchSendWakesAndDrops() async throws {
+        let (sender, receiver) = Broadcast<Int>.channel(capacity: 4)
+        let waiting = Task { try await receiver.recv() }
+        await TestSupport.waitUntil("the receiver waits") { receiver.storage.waiterCount == 1 }
+        #expect(sender.send(contentsOf: [5, 6]) == 1)
+        #expect(try await waiting.value == 5)
+        #expect(try await receiver.recv() == 6)
+        let (lonely, _) = Broadcast<Int>.channel(capacity: 4)
+        #expect(lonely.send(contentsOf: [1, 2]) == 0)
+        #expect(sender.send(contentsOf: [Int]()) == 1)
+    }
 }

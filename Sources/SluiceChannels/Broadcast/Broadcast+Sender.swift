@@ -37,6 +37,23 @@ extension Broadcast {
             self.storage.send(value)
         }
 
+        /// Sends every value of `values`, in order, as ``send(_:)`` would one by one, but under one lock: receivers
+        /// see them in the same order, and a publisher with many values ready pays one lock round trip, not one each.
+        ///
+        /// - Returns: how many receivers will see the values; 0 means nobody is subscribed and they were dropped.
+        ///
+        /// ## Examples
+        /// ```swift
+        /// let (sender, receiver) = Broadcast<Int>.channel(capacity: 8)
+        /// sender.send(contentsOf: [1, 2, 3])      // 1
+        /// print(try await receiver.recv())         // 1
+        /// ```
+        @discardableResult
+        @inlinable
+        public func send<Values: Collection<Element>>(contentsOf values: Values) -> Int {
+            self.storage.send(contentsOf: values)
+        }
+
         /// Creates a new receiver that sees every value sent from now on, and nothing sent before.
         ///
         /// ## Examples

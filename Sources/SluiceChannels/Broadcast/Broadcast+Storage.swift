@@ -39,6 +39,32 @@ extension Broadcast {
             }
         }
 
+        /// Publishes every value of `values`, in order, under one lock; returns how many receivers will see them.
+        @inlinable
+        func send<Values: Collection<Element>>(contentsOf values: Values) -> Int {
+            var displacedValues: [Element] = []
+            var wakeups: [ReceiverWakeup] = []
+            let receivers = self.state.withLock { state -> Int in
+                var receivers = state.receiverCount
+                for value in values {
+                    switch state.send(value) {
+                    case .noReceivers:
+                        return 0
+                    case .sent(let receiverCount, let wakeup, let displaced):
+                        // Only a send that finds receivers waiting wakes any, so normally just the first one.
+                        if let wakeup { wakeups.append(wakeup) }
+                        if let displaced { displacedValues.append(displaced) }
+                        receivers = receiverCount
+                    }
+                }
+                return receivers
+            }
+            for wakeup in wakeups { wakeup.resumeAll() }
+            // The overwritten values are destroyed here, after unlocking.
+            _ = consume displacedValues
+            return receivers
+        }
+
         @inlinable
         func senderDropped() {
             self.state.withLock { $0.senderDropped() }?.resumeAll()
