@@ -62,7 +62,7 @@ public final class TCPListener: Sendable {
     ///
     /// ## Errors
     /// ``IOError`` for failures that are not about load, `EBADF` after ``close()``; `CancellationError`.
-    public func accept(on loop: EventLoop? = nil) async throws -> TCPStream {
+    nonisolated(nonsending) public func accept(on loop: EventLoop? = nil) async throws -> TCPStream {
         var backoff = Duration.milliseconds(10)
         while true {
             guard !self.closed.load(ordering: .acquiring) else { throw IOError(errno: EBADF, operation: "accept") }

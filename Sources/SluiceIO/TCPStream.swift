@@ -39,7 +39,10 @@ public final class TCPStream: Sendable {
     ///
     /// ## Errors
     /// ``IOError`` from `socket` or `connect` (`ECONNREFUSED` when nothing listens), `CancellationError`.
-    public static func connect(to address: SocketAddress, on loop: EventLoop) async throws -> TCPStream {
+    nonisolated(nonsending) public static func connect(
+        to address: SocketAddress,
+        on loop: EventLoop
+    ) async throws -> TCPStream {
         let fd = try checked("socket") {
             socket(
                 address.family,
