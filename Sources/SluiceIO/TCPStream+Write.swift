@@ -80,6 +80,26 @@ extension TCPStream {
         try await self.write(buffers)
     }
 
+    /// Writes what the socket's send buffer takes right now, without waiting: Tokio's `try_write`.
+    ///
+    /// For writing straight out of a pooled read (`read { bytes in try stream.tryWrite(bytes) }`), where the bytes
+    /// cannot outlive the call: only what the kernel did not take needs copying, for a later ``write(_:)``.
+    ///
+    /// - Returns: the number of bytes written, from 0 (the send buffer is full) to `bytes.count`.
+    ///
+    /// ## Errors
+    /// ``IOError`` (`EPIPE`/`ECONNRESET` when the peer is gone; `EBADF` after ``close()``).
+    public func tryWrite(_ bytes: UnsafeRawBufferPointer) throws(IOError) -> Int {
+        guard let base = bytes.baseAddress, !bytes.isEmpty else { return 0 }
+        let fd = try self.descriptor("send")
+        // A full buffer leaves write readiness as it is: the next `write(_:)` proves it stale itself (its own tick
+        // snapshot, EAGAIN, clear), so nothing here can lose an edge.
+        switch try syscall("send", { Glibc.send(fd, base, bytes.count, Int32(MSG_NOSIGNAL)) }) {
+        case .processed(let written): return written
+        case .wouldBlock: return 0
+        }
+    }
+
     /// One buffer: plain `send`, no `iovec`.
     nonisolated(nonsending) private func writeAll(_ buffer: some OutboundBytes) async throws {
         let total = buffer.count

@@ -241,6 +241,37 @@ struct PooledIOTests {
         }
     }
 
+    @Test("tryWrite takes what fits, returns 0 once the send buffer is full, and never waits")
+    func tryWriteFillsThenReturnsZero() async throws {
+        try await withConnectedPair { client, server, _ in
+            let chunk = pattern(1 << 20, seed: 5)
+            var total = 0
+            var sawFull = false
+            for _ in 0..<256 {
+                let written = try chunk.withUnsafeBytes { bytes throws(IOError) in try client.tryWrite(bytes) }
+                total += written
+                if written == 0 {
+                    sawFull = true
+                    break
+                }
+            }
+            #expect(sawFull, "nobody reads, so the buffers fill within 256 MiB")
+            #expect(total > 0)
+            // Everything it reported written arrives, and a blocking write continues where it stopped.
+            let writer = Task { try await client.write(Array("tail".utf8)) }
+            var received = 0
+            var tail: [UInt8] = []
+            while received < total + 4 {
+                try await server.read { bytes in
+                    received += bytes.count
+                    tail = Array((tail + bytes).suffix(4))
+                }
+            }
+            try await writer.value
+            #expect(tail == Array("tail".utf8))
+        }
+    }
+
     @Test("writing to a closed stream fails with EBADF")
     func writeAfterClose() async throws {
         try await withConnectedPair { client, _, _ in
