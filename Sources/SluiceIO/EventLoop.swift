@@ -38,7 +38,7 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     private var tick: UInt64 = 0
     /// The registrations of one `epoll_wait` batch, looked up under the slot lock and notified after it; kept
     /// between polls so that a poll allocates nothing.
-    private var ready: [(Registration, readable: Bool, writable: Bool)] = []
+    private var ready: [(Registration, events: UInt32)] = []
     /// Registered sockets by slot; epoll user data is `slot | generation << 32`.
     private let slots = Locked(SlotTable())
     /// The loop's name, for thread names and logs.
@@ -200,15 +200,19 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
                     continue
                 }
                 guard let registration = slots.lookup(token) else { continue }
-                let bits = event.events
-                let failed = bits & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0
-                let readable = failed || bits & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue) != 0
-                let writable = failed || bits & EPOLLOUT.rawValue != 0
-                ready.append((registration, readable, writable))
+                ready.append((registration, event.events))
             }
         }
-        for (registration, readable, writable) in ready {
-            registration.eventsArrived(readable: readable, writable: writable, tick: self.tick)
+        for (registration, bits) in ready {
+            let failed = bits & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0
+            let readHangup = failed || bits & EPOLLRDHUP.rawValue != 0
+            registration.eventsArrived(
+                readable: readHangup || bits & EPOLLIN.rawValue != 0,
+                writable: failed || bits & EPOLLOUT.rawValue != 0,
+                readFinal: readHangup,
+                writeFinal: failed,
+                tick: self.tick
+            )
         }
         ready.removeAll(keepingCapacity: true)
         self.ready = ready

@@ -25,6 +25,8 @@ public final class Registration: Sendable {
         var readyBit: UInt64 { self == .read ? Word.readReady : Word.writeReady }
         /// This direction's "a waiter is stored" bit in ``Registration/readiness``.
         var waitingBit: UInt64 { self == .read ? Word.readWaiting : Word.writeWaiting }
+        /// This direction's sticky "will never block again" bit in ``Registration/readiness``.
+        var finalBit: UInt64 { self == .read ? Word.readFinal : Word.writeFinal }
         /// Where this direction's tick sits in ``Registration/readiness``.
         var tickShift: UInt64 { self == .read ? Word.readTickShift : Word.writeTickShift }
     }
@@ -42,6 +44,12 @@ public final class Registration: Sendable {
         /// an event that then takes the lock (see ``Registration/eventsArrived(readable:writable:tick:)``).
         static let readWaiting: UInt64 = 1 << 3
         static let writeWaiting: UInt64 = 1 << 4
+        /// The peer closed its side, or the socket failed (`EPOLLRDHUP`, `EPOLLHUP`, `EPOLLERR`): reads never wait
+        /// again (they return the end or the error). Sticky: edge-triggered epoll reports a hang-up once, and a
+        /// clear after a short read (see `TCPStream.read`) must not forget an end that arrived with the last data.
+        static let readFinal: UInt64 = 1 << 5
+        /// The socket failed or hung up (`EPOLLHUP`, `EPOLLERR`): writes never wait again (they fail). Sticky.
+        static let writeFinal: UInt64 = 1 << 6
         static let flags: UInt64 = 0xFF
         static let readTickShift: UInt64 = 8
         static let writeTickShift: UInt64 = 36
@@ -96,6 +104,14 @@ public final class Registration: Sendable {
         Word.tick(self.readiness.load(ordering: .acquiring), interest)
     }
 
+    /// True when a syscall for `interest` is worth trying now: ready, hung up or failed, or closed (the syscall
+    /// then reports it). A read checks this first, so that after a short read it waits instead of trying a read
+    /// that can only return `EAGAIN`.
+    @inline(__always)
+    public func isReady(_ interest: Interest) -> Bool {
+        self.readiness.load(ordering: .acquiring) & (interest.readyBit | interest.finalBit | Word.closed) != 0
+    }
+
     /// The syscall after `tick` said "would block": forget the readiness, unless an event refreshed it since.
     public func clearReadiness(_ interest: Interest, ifTick tick: UInt64) {
         var word = self.readiness.load(ordering: .relaxed)
@@ -110,9 +126,18 @@ public final class Registration: Sendable {
         }
     }
 
-    /// The loop saw events for this socket in loop tick `tick`. Called on the loop thread.
-    func eventsArrived(readable: Bool, writable: Bool, tick: UInt64) {
-        let ready = (readable ? Word.readReady : 0) | (writable ? Word.writeReady : 0)
+    /// The loop saw events for this socket in loop tick `tick`; `readFinal`/`writeFinal` mark a hang-up or error
+    /// (which imply `readable`/`writable`). Called on the loop thread.
+    func eventsArrived(
+        readable: Bool,
+        writable: Bool,
+        readFinal: Bool = false,
+        writeFinal: Bool = false,
+        tick: UInt64
+    ) {
+        let ready =
+            (readable ? Word.readReady : 0) | (writable ? Word.writeReady : 0) | (readFinal ? Word.readFinal : 0)
+            | (writeFinal ? Word.writeFinal : 0)
         // The waiters of the directions that became ready are ours to resume: clear their bits in the same
         // exchange that publishes readiness, so a waiter that stores itself later sees "ready" instead.
         let taken = (readable ? Word.readWaiting : 0) | (writable ? Word.writeWaiting : 0)
@@ -193,7 +218,7 @@ public final class Registration: Sendable {
     nonisolated(nonsending) public func waitUntilReady(_ interest: Interest) async throws {
         let word = self.readiness.load(ordering: .acquiring)
         if word & Word.closed != 0 { throw IOError(errno: EBADF, operation: "wait for \(interest)") }
-        if word & interest.readyBit != 0 { return }
+        if word & (interest.readyBit | interest.finalBit) != 0 { return }
         let id = self.nextWaiterID.wrappingAdd(1, ordering: .relaxed).newValue
         let outcome: WaitOutcome = await withTaskCancellationHandler {
             await withUnsafeContinuation { continuation in
@@ -205,7 +230,7 @@ public final class Registration: Sendable {
                     var word = self.readiness.load(ordering: .acquiring)
                     while true {
                         if word & Word.closed != 0 { return .closed }
-                        if word & interest.readyBit != 0 { return .ready }
+                        if word & (interest.readyBit | interest.finalBit) != 0 { return .ready }
                         let (exchanged, current) = self.readiness.compareExchange(
                             expected: word,
                             desired: word | interest.waitingBit,

@@ -56,7 +56,9 @@ extension TCPStream {
             guard index < buffers.count else { return }
             let tick = self.registration.tick(.write)
             switch try self.sendmsg(buffers, from: index, skipping: offset) {
-            case .processed(var written):
+            case .processed(let sent):
+                let offered = Self.bytesOffered(buffers, from: index, skipping: offset)
+                var written = sent
                 while written > 0 {
                     let left = buffers[index].count - offset
                     if written < left {
@@ -67,6 +69,11 @@ extension TCPStream {
                         index += 1
                         offset = 0
                     }
+                }
+                if sent < offered {
+                    // A short write means the send buffer is full (see `writeAll`): wait for room right away.
+                    self.registration.clearReadiness(.write, ifTick: tick)
+                    try await self.registration.waitUntilReady(.write)
                 }
             case .wouldBlock:
                 self.registration.clearReadiness(.write, ifTick: tick)
@@ -113,11 +120,29 @@ extension TCPStream {
             switch result {
             case .processed(let written):
                 offset += written
+                if offset < total {
+                    // A short send means the send buffer is full (TCP takes less than offered only then): forget
+                    // readiness and wait, saving the send that would return EAGAIN (Tokio does the same). Room
+                    // freed since raises a new edge; an event already seen moved the tick, so the clear is void.
+                    self.registration.clearReadiness(.write, ifTick: tick)
+                    try await self.registration.waitUntilReady(.write)
+                }
             case .wouldBlock:
                 self.registration.clearReadiness(.write, ifTick: tick)
                 try await self.registration.waitUntilReady(.write)
             }
         }
+    }
+
+    /// The bytes one `sendmsg(buffers, from: first, skipping: offset)` offers the kernel.
+    private static func bytesOffered<Bytes: OutboundBytes>(
+        _ buffers: [Bytes],
+        from first: Int,
+        skipping offset: Int
+    ) -> Int {
+        var total = -offset
+        for buffer in buffers[first..<min(buffers.count, first + Self.maxVectorsPerCall)] { total += buffer.count }
+        return total
     }
 
     /// One `sendmsg` of up to ``maxVectorsPerCall`` buffers starting at `buffers[first]`, whose first `offset`

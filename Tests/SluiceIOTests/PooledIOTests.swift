@@ -80,6 +80,19 @@ struct PooledIOTests {
         }
     }
 
+    @Test("the end of stream sent right behind the last bytes is seen after the short read that takes them")
+    func endRightBehindData() async throws {
+        try await withConnectedPair { client, server, _ in
+            try await client.write(Array("bye".utf8))
+            try client.shutdown(.write)
+            var collector = ByteCollector()
+            while !collector.ended {
+                try await server.read { collector.append($0) }
+            }
+            #expect(collector.bytes == Array("bye".utf8))
+        }
+    }
+
     @Test("a pooled read returns what body returns, and body runs exactly once per read")
     func bodyResult() async throws {
         try await withConnectedPair { client, server, _ in
