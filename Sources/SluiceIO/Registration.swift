@@ -5,8 +5,8 @@ import Synchronization
 /// One socket's readiness as seen by its event loop, and the tasks waiting for it.
 ///
 /// Epoll is edge-triggered: the loop hears "readable" once when data arrives, not again until more arrives. So
-/// readiness is remembered here until an I/O call proves it stale (returns `EAGAIN`), and the proof must be about
-/// *this* readiness: a task snapshots the readiness tick, tries the syscall, and on `EAGAIN` clears readiness only
+/// readiness is remembered here until an I/O call proves it stale (returns `EAGAIN`, or moves fewer bytes than
+/// asked, see `TCPStream.read`), and the proof must be about *this* readiness: a task snapshots the readiness tick, tries the syscall, and on `EAGAIN` clears readiness only
 /// if the tick is unchanged. If an event came in between the failed syscall and the clear, the tick moved on and
 /// the clear is skipped; clearing it anyway would lose the edge and the task would sleep forever (Tokio's
 /// `ScheduledIo::clear_readiness` keeps the same rule). `RegistrationTests` drives exactly that race.
