@@ -13,8 +13,8 @@ import Synchronization
 ///
 /// Start tasks on a loop with `Task(executorPreference: loop) { … }`.
 public final class EventLoop: TaskExecutor, @unchecked Sendable {
-    // @unchecked: `local`, `tick` and `stopping`-after-exit are touched only on the loop thread; everything shared
-    // with other threads is a `Mutex` or an `Atomic`. This is the one unchecked escape in SluiceIO.
+    // @unchecked: `local`, `tick` and `ready` are touched only on the loop thread; everything shared with other
+    // threads is a `Mutex` or an `Atomic`. This is the one unchecked escape in SluiceIO.
 
     /// The epoll instance; owned by this loop, closed when the loop thread exits.
     let epoll: Int32
@@ -22,6 +22,10 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     private let wakeup: Int32
     /// Jobs enqueued from other threads, moved into `local` by the loop.
     private let remote = Locked<[UnownedJob]>([])
+    /// Set (after the append) by every remote enqueue, cleared by the loop before it drains `remote`: the loop
+    /// takes that lock only when there is something to take. A job appended after a drain sets the flag again,
+    /// so none is stranded; a flag set for a job already drained costs one empty look.
+    private let remotePending = Atomic<Bool>(false)
     /// Jobs enqueued on the loop thread itself; touched only there.
     private var local: [UnownedJob] = []
     /// True while the loop is (about to be) blocked in `epoll_wait`: enqueuers must then write the eventfd.
@@ -32,6 +36,9 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     private let stopping = Atomic<Bool>(false)
     /// Incremented once per `epoll_wait` return; stamped on the readiness it reports (see `Registration`).
     private var tick: UInt64 = 0
+    /// The registrations of one `epoll_wait` batch, looked up under the slot lock and notified after it; kept
+    /// between polls so that a poll allocates nothing.
+    private var ready: [(Registration, events: UInt32)] = []
     /// Registered sockets by slot; epoll user data is `slot | generation << 32`.
     private let slots = Locked(SlotTable())
     /// The loop's name, for thread names and logs.
@@ -73,6 +80,9 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
             return
         }
         self.remote.withLock { $0.append(job) }
+        // Flag after the append, then look at `sleeping`: sequentially consistent, like the loop's store of
+        // `sleeping` before its look at this flag, so one of the two sees the other (see `run()`).
+        self.remotePending.store(true, ordering: .sequentiallyConsistent)
         self.wakeUpIfSleeping()
     }
 
@@ -136,28 +146,31 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
         pthread_setspecific(currentLoopKey, Unmanaged.passUnretained(self).toOpaque())
         var events = [epoll_event](repeating: epoll_event(), count: 256)
         var batch: [UnownedJob] = []
+        let executor = self.asUnownedTaskExecutor()
         while true {
             // Run the jobs that are ready now, once each. What they enqueue runs in the next round, after a look at
             // the remote queue and the sockets: tasks that keep each other busy (a reader whose socket always has
             // data, a producer and a consumer ping-ponging) cannot starve other connections' I/O.
             if !self.local.isEmpty {
                 swap(&batch, &self.local)
-                for job in batch { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+                for job in batch { job.runSynchronously(on: executor) }
                 batch.removeAll(keepingCapacity: true)
             }
-            self.remote.withLock { remote in
-                self.local.append(contentsOf: remote)
-                remote.removeAll(keepingCapacity: true)
+            if self.remotePending.exchange(false, ordering: .sequentiallyConsistent) {
+                self.remote.withLock { remote in
+                    self.local.append(contentsOf: remote)
+                    remote.removeAll(keepingCapacity: true)
+                }
             }
             if !self.local.isEmpty {
                 self.poll(&events, timeout: 0)  // jobs are waiting: look at sockets without blocking
                 continue
             }
             if self.stopping.load(ordering: .sequentiallyConsistent) { break }
-            // Nothing to run: announce sleep, re-check the remote queue (an enqueuer that missed the flag put its
-            // job there before we look), then block.
+            // Nothing to run: announce sleep, look for remote work once more (an enqueuer that saw `sleeping`
+            // false set `remotePending` before its look, so we see its flag now), then block.
             self.sleeping.store(true, ordering: .sequentiallyConsistent)
-            let queued = self.remote.withLock { !$0.isEmpty }
+            let queued = self.remotePending.load(ordering: .sequentiallyConsistent)
             if !queued && !self.stopping.load(ordering: .sequentiallyConsistent) {
                 self.poll(&events, timeout: -1)
             }
@@ -175,9 +188,10 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
         }
         guard count > 0 else { return }
         self.tick &+= 1
-        // Look every registration up under one lock; stale tokens (closed, slot reused) find nothing.
-        var ready: [(Registration, readable: Bool, writable: Bool)] = []
-        ready.reserveCapacity(Int(count))
+        // Look every registration up under one lock; stale tokens (closed, slot reused) find nothing. The array
+        // holds them (strongly) past a concurrent close until they are notified.
+        var ready = self.ready
+        self.ready = []
         self.slots.withLock { slots in
             for event in events[0..<Int(count)] {
                 let token = event.data.u64
@@ -188,16 +202,22 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
                     continue
                 }
                 guard let registration = slots.lookup(token) else { continue }
-                let bits = event.events
-                let failed = bits & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0
-                let readable = failed || bits & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue) != 0
-                let writable = failed || bits & EPOLLOUT.rawValue != 0
-                ready.append((registration, readable, writable))
+                ready.append((registration, event.events))
             }
         }
-        for (registration, readable, writable) in ready {
-            registration.eventsArrived(readable: readable, writable: writable, tick: self.tick)
+        for (registration, bits) in ready {
+            let failed = bits & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0
+            let readHangup = failed || bits & EPOLLRDHUP.rawValue != 0
+            registration.eventsArrived(
+                readable: readHangup || bits & EPOLLIN.rawValue != 0,
+                writable: failed || bits & EPOLLOUT.rawValue != 0,
+                readFinal: readHangup,
+                writeFinal: failed,
+                tick: self.tick
+            )
         }
+        ready.removeAll(keepingCapacity: true)
+        self.ready = ready
         if Int(count) == events.count { events.append(contentsOf: repeatElement(epoll_event(), count: events.count)) }
     }
 }

@@ -5,18 +5,61 @@ import Synchronization
 /// One socket's readiness as seen by its event loop, and the tasks waiting for it.
 ///
 /// Epoll is edge-triggered: the loop hears "readable" once when data arrives, not again until more arrives. So
-/// readiness is remembered here until an I/O call proves it stale (returns `EAGAIN`), and the proof must be about
-/// *this* readiness: a task snapshots the readiness tick, tries the syscall, and on `EAGAIN` clears readiness only
+/// readiness is remembered here until an I/O call proves it stale (returns `EAGAIN`, or moves fewer bytes than
+/// asked, see `TCPStream.read`), and the proof must be about *this* readiness: a task snapshots the readiness tick, tries the syscall, and on `EAGAIN` clears readiness only
 /// if the tick is unchanged. If an event came in between the failed syscall and the clear, the tick moved on and
 /// the clear is skipped; clearing it anyway would lose the edge and the task would sleep forever (Tokio's
 /// `ScheduledIo::clear_readiness` keeps the same rule). `RegistrationTests` drives exactly that race.
 ///
-/// State lives behind one lock because readiness is set on the loop thread while waits may come from any task.
+/// Readiness, the ticks and "someone is waiting" live in one atomic word (after Tokio's), so the steady-state path
+/// (snapshot, syscall, clear, look) takes no lock. The continuations live behind a lock, taken only to suspend and
+/// by an event that finds a waiter's bit set: one lock round trip per would-block on each side, where the locked
+/// design took five.
 public final class Registration: Sendable {
     /// Which readiness a wait is for.
     public enum Interest: Sendable {
         case read
         case write
+
+        /// This direction's "ready" bit in ``Registration/readiness``.
+        var readyBit: UInt64 { self == .read ? Word.readReady : Word.writeReady }
+        /// This direction's "a waiter is stored" bit in ``Registration/readiness``.
+        var waitingBit: UInt64 { self == .read ? Word.readWaiting : Word.writeWaiting }
+        /// This direction's sticky "will never block again" bit in ``Registration/readiness``.
+        var finalBit: UInt64 { self == .read ? Word.readFinal : Word.writeFinal }
+        /// Where this direction's tick sits in ``Registration/readiness``.
+        var tickShift: UInt64 { self == .read ? Word.readTickShift : Word.writeTickShift }
+    }
+
+    /// The layout of ``readiness``: flags in the low byte, then per direction the loop tick of the last event that
+    /// made it ready (28 bits each: a snapshot is compared with the current tick microseconds later, never 2^28
+    /// polls later, so the wrap is harmless). Per-direction ticks keep a stream of read events from voiding a
+    /// writer's clear (one shared tick, as in Tokio, would cost the writer an extra `EAGAIN` per read event).
+    enum Word {
+        static let readReady: UInt64 = 1 << 0
+        static let writeReady: UInt64 = 1 << 1
+        /// The registration was closed: every wait, now and later, ends with "closed". Never cleared.
+        static let closed: UInt64 = 1 << 2
+        /// A read (write) waiter is stored in ``Registration/waiters``; set and cleared only under that lock or by
+        /// an event that then takes the lock (see ``Registration/eventsArrived(readable:writable:tick:)``).
+        static let readWaiting: UInt64 = 1 << 3
+        static let writeWaiting: UInt64 = 1 << 4
+        /// The peer closed its side, or the socket failed (`EPOLLRDHUP`, `EPOLLHUP`, `EPOLLERR`): reads never wait
+        /// again (they return the end or the error). Sticky: edge-triggered epoll reports a hang-up once, and a
+        /// clear after a short read (see `TCPStream.read`) must not forget an end that arrived with the last data.
+        static let readFinal: UInt64 = 1 << 5
+        /// The socket failed or hung up (`EPOLLHUP`, `EPOLLERR`): writes never wait again (they fail). Sticky.
+        static let writeFinal: UInt64 = 1 << 6
+        static let flags: UInt64 = 0xFF
+        static let readTickShift: UInt64 = 8
+        static let writeTickShift: UInt64 = 36
+        static let tickMask: UInt64 = (1 << 28) - 1
+
+        /// The tick of `interest` in `word`.
+        @inline(__always)
+        static func tick(_ word: UInt64, _ interest: Interest) -> UInt64 {
+            (word >> interest.tickShift) & Self.tickMask
+        }
     }
 
     struct Waiter {
@@ -30,23 +73,12 @@ public final class Registration: Sendable {
         case cancelled
     }
 
-    struct Direction {
-        /// Set by an event, cleared only by ``clearReadiness(_:ifTick:)`` with a matching tick.
-        var ready = false
-        /// The loop tick of the event that last set `ready`; compared by `clearReadiness`.
-        var tick: UInt64 = 0
-        /// The task waiting for this direction, if any (one reader and one writer at a time per socket).
-        var waiter: Waiter? = nil
-    }
+    /// The suspended tasks, one per direction at most (one reader and one writer per socket).
+    struct Waiters {
+        var read: Waiter? = nil
+        var write: Waiter? = nil
 
-    struct State {
-        var read = Direction()
-        var write = Direction()
-        /// The socket was closed (or deregistered): every wait ends with `.closed`.
-        var closed = false
-        var nextWaiterID: UInt64 = 0
-
-        subscript(interest: Interest) -> Direction {
+        subscript(interest: Interest) -> Waiter? {
             get { interest == .read ? self.read : self.write }
             set {
                 if interest == .read { self.read = newValue } else { self.write = newValue }
@@ -54,39 +86,87 @@ public final class Registration: Sendable {
         }
     }
 
-    private let state = Locked(State())
+    /// Ready bits, closed, waiting bits and the tick of the last event (``Word``). Written by the loop thread
+    /// (events), the tasks doing I/O (clears, waiting bits) and `close()`; every read-modify-write is a
+    /// compare-exchange or fetch-op, so no update is lost. Acquire/release on each: a waiter that sees "ready"
+    /// also sees what the loop did before setting it.
+    private let readiness = Atomic<UInt64>(0)
+    /// Stored continuations. Lock order: taken alone, never while holding another lock; continuations are resumed
+    /// after it is released.
+    private let waiters = Locked(Waiters())
+    /// Source of waiter ids, so that a cancellation handler removes only its own waiter.
+    private let nextWaiterID = Atomic<UInt64>(0)
 
     init() {}
 
-    /// The current readiness tick for `interest`: snapshot it *before* the syscall whose `EAGAIN` will clear it.
+    /// The current readiness tick: snapshot it *before* the syscall whose `EAGAIN` will clear readiness.
     public func tick(_ interest: Interest) -> UInt64 {
-        self.state.withLock { $0[interest].tick }
+        Word.tick(self.readiness.load(ordering: .acquiring), interest)
+    }
+
+    /// True when a syscall for `interest` is worth trying now: ready, hung up or failed, or closed (the syscall
+    /// then reports it). A read checks this first, so that after a short read it waits instead of trying a read
+    /// that can only return `EAGAIN`.
+    @inline(__always)
+    public func isReady(_ interest: Interest) -> Bool {
+        self.readiness.load(ordering: .acquiring) & (interest.readyBit | interest.finalBit | Word.closed) != 0
     }
 
     /// The syscall after `tick` said "would block": forget the readiness, unless an event refreshed it since.
     public func clearReadiness(_ interest: Interest, ifTick tick: UInt64) {
-        self.state.withLock { state in
-            if state[interest].tick == tick { state[interest].ready = false }
+        var word = self.readiness.load(ordering: .relaxed)
+        while Word.tick(word, interest) == tick && word & interest.readyBit != 0 {
+            let (exchanged, current) = self.readiness.compareExchange(
+                expected: word,
+                desired: word & ~interest.readyBit,
+                ordering: .acquiringAndReleasing
+            )
+            if exchanged { return }
+            word = current
         }
     }
 
-    /// The loop saw events for this socket in loop tick `tick`. Called on the loop thread.
-    func eventsArrived(readable: Bool, writable: Bool, tick: UInt64) {
-        let (reader, writer) = self.state.withLock { state -> (Waiter?, Waiter?) in
-            var reader: Waiter? = nil
-            var writer: Waiter? = nil
-            if readable {
-                state.read.ready = true
-                state.read.tick = tick
-                reader = state.read.waiter
-                state.read.waiter = nil
-            }
-            if writable {
-                state.write.ready = true
-                state.write.tick = tick
-                writer = state.write.waiter
-                state.write.waiter = nil
-            }
+    /// The loop saw events for this socket in loop tick `tick`; `readFinal`/`writeFinal` mark a hang-up or error
+    /// (which imply `readable`/`writable`). Called on the loop thread.
+    func eventsArrived(
+        readable: Bool,
+        writable: Bool,
+        readFinal: Bool = false,
+        writeFinal: Bool = false,
+        tick: UInt64
+    ) {
+        let ready =
+            (readable ? Word.readReady : 0) | (writable ? Word.writeReady : 0) | (readFinal ? Word.readFinal : 0)
+            | (writeFinal ? Word.writeFinal : 0)
+        // The waiters of the directions that became ready are ours to resume: clear their bits in the same
+        // exchange that publishes readiness, so a waiter that stores itself later sees "ready" instead.
+        let taken = (readable ? Word.readWaiting : 0) | (writable ? Word.writeWaiting : 0)
+        let stamp = tick & Word.tickMask
+        // The fields this event rewrites: the taken waiting bits, and the ticks of the directions it makes ready.
+        let replaced =
+            taken | (readable ? Word.tickMask << Word.readTickShift : 0)
+            | (writable ? Word.tickMask << Word.writeTickShift : 0)
+        let stamps =
+            ready | (readable ? stamp << Word.readTickShift : 0) | (writable ? stamp << Word.writeTickShift : 0)
+        var word = self.readiness.load(ordering: .relaxed)
+        while true {
+            let desired = (word & ~replaced) | stamps
+            let (exchanged, current) = self.readiness.compareExchange(
+                expected: word,
+                desired: desired,
+                ordering: .acquiringAndReleasing
+            )
+            if exchanged { break }
+            word = current
+        }
+        guard word & taken != 0 else { return }  // nobody was waiting: no lock
+        // A waiter set its bit under the lock, together with storing itself; taking the lock here waits for it to
+        // finish doing so.
+        let (reader, writer) = self.waiters.withLock { waiters -> (Waiter?, Waiter?) in
+            let reader = readable ? waiters.read : nil
+            let writer = writable ? waiters.write : nil
+            if readable { waiters.read = nil }
+            if writable { waiters.write = nil }
             return (reader, writer)
         }
         reader?.continuation.resume(returning: .ready)
@@ -95,20 +175,19 @@ public final class Registration: Sendable {
 
     /// The socket is gone: end every wait, now and later, with a "closed" error.
     func close() {
-        let waiters = self.state.withLock { state -> [Waiter] in
-            state.closed = true
-            let waiters = [state.read.waiter, state.write.waiter].compactMap { $0 }
-            state.read.waiter = nil
-            state.write.waiter = nil
-            return waiters
+        _ = self.readiness.bitwiseOr(Word.closed, ordering: .acquiringAndReleasing)
+        let (reader, writer) = self.waiters.withLock { waiters -> (Waiter?, Waiter?) in
+            let taken = (waiters.read, waiters.write)
+            waiters = Waiters()
+            _ = self.readiness.bitwiseAnd(~(Word.readWaiting | Word.writeWaiting), ordering: .relaxed)
+            return taken
         }
-        for waiter in waiters { waiter.continuation.resume(returning: .closed) }
+        reader?.continuation.resume(returning: .closed)
+        writer?.continuation.resume(returning: .closed)
     }
 
     /// Runs a non-blocking syscall until it completes: on would-block, forgets the readiness it was tried under
     /// (unless an event refreshed it meanwhile, see the type's discussion) and waits for the next.
-    ///
-    /// This is the one place SluiceIO turns "would block" into a suspension.
     ///
     /// ## Errors
     /// What `attempt` throws; `EBADF` once the socket is closed; `CancellationError` while waiting.
@@ -124,45 +203,53 @@ public final class Registration: Sendable {
         }
     }
 
-    /// Waits until `interest` is ready (returns at once if it already is).
+    /// Waits until `interest` is ready (returns at once, without a lock, if it already is).
+    ///
+    /// Runs on the caller's executor (`nonisolated(nonsending)`): the task resumes where it waited.
     ///
     /// ## Errors
     /// `IOError(errno: EBADF, operation: "wait")` if the socket is closed before or while waiting;
     /// `CancellationError` if the task is cancelled while waiting. Cancellation leaves the socket usable.
-    public func waitUntilReady(_ interest: Interest) async throws {
-        enum Decision {
-            case ready
-            case closed
-            case wait(UInt64)
-        }
-        let decision = self.state.withLock { state -> Decision in
-            if state.closed { return .closed }
-            if state[interest].ready { return .ready }
-            state.nextWaiterID &+= 1
-            return .wait(state.nextWaiterID)
-        }
-        let id: UInt64
-        switch decision {
-        case .ready: return
-        case .closed: throw IOError(errno: EBADF, operation: "wait for \(interest)")
-        case .wait(let waiterID): id = waiterID
-        }
+    ///
+    /// `@inline(never)`: inlined into its callers (`TCPStream.writeAll`, `Signals.Source.next()` through
+    /// `perform`), this body crashes Swift 6.3.1's LLVM coroutine splitting in release builds (a null pointer in
+    /// `emitSetAndGetSwiftErrorValueAround`, the swifterror of their typed-throws syscalls meeting this await).
+    @inline(never)
+    nonisolated(nonsending) public func waitUntilReady(_ interest: Interest) async throws {
+        let word = self.readiness.load(ordering: .acquiring)
+        if word & Word.closed != 0 { throw IOError(errno: EBADF, operation: "wait for \(interest)") }
+        if word & (interest.readyBit | interest.finalBit) != 0 { return }
+        let id = self.nextWaiterID.wrappingAdd(1, ordering: .relaxed).newValue
         let outcome: WaitOutcome = await withTaskCancellationHandler {
             await withUnsafeContinuation { continuation in
-                let immediate = self.state.withLock { state -> WaitOutcome? in
+                let immediate = self.waiters.withLock { waiters -> WaitOutcome? in
+                    // Under the lock, so a cancellation handler that ran before we stored ourselves is seen here.
                     if Task.isCancelled { return .cancelled }
-                    if state.closed { return .closed }
-                    if state[interest].ready { return .ready }
-                    precondition(state[interest].waiter == nil, "two tasks wait for \(interest) on one socket")
-                    state[interest].waiter = Waiter(id: id, continuation: continuation)
+                    // Set our waiting bit only while neither ready nor closed, in one exchange: an event after it
+                    // sees the bit and comes for us (taking this lock first); one before it left "ready" set.
+                    var word = self.readiness.load(ordering: .acquiring)
+                    while true {
+                        if word & Word.closed != 0 { return .closed }
+                        if word & (interest.readyBit | interest.finalBit) != 0 { return .ready }
+                        let (exchanged, current) = self.readiness.compareExchange(
+                            expected: word,
+                            desired: word | interest.waitingBit,
+                            ordering: .acquiringAndReleasing
+                        )
+                        if exchanged { break }
+                        word = current
+                    }
+                    precondition(waiters[interest] == nil, "two tasks wait for \(interest) on one socket")
+                    waiters[interest] = Waiter(id: id, continuation: continuation)
                     return nil
                 }
                 if let immediate { continuation.resume(returning: immediate) }
             }
         } onCancel: {
-            let waiter = self.state.withLock { state -> Waiter? in
-                guard let waiter = state[interest].waiter, waiter.id == id else { return nil }
-                state[interest].waiter = nil
+            let waiter = self.waiters.withLock { waiters -> Waiter? in
+                guard let waiter = waiters[interest], waiter.id == id else { return nil }
+                waiters[interest] = nil
+                _ = self.readiness.bitwiseAnd(~interest.waitingBit, ordering: .relaxed)
                 return waiter
             }
             waiter?.continuation.resume(returning: .cancelled)

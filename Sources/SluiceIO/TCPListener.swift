@@ -12,6 +12,9 @@ public final class TCPListener: Sendable {
     private let registration: Registration
     private let token: UInt64
     private let closed = Atomic<Bool>(false)
+    /// How many times ``accept(on:)`` backed off for lack of descriptors or memory (tests watch it; a listener
+    /// that spun on `EMFILE` would count thousands a second).
+    let loadBackoffs = Atomic<Int>(0)
 
     /// Binds `address` with `SO_REUSEADDR` and listens.
     ///
@@ -62,7 +65,7 @@ public final class TCPListener: Sendable {
     ///
     /// ## Errors
     /// ``IOError`` for failures that are not about load, `EBADF` after ``close()``; `CancellationError`.
-    public func accept(on loop: EventLoop? = nil) async throws -> TCPStream {
+    nonisolated(nonsending) public func accept(on loop: EventLoop? = nil) async throws -> TCPStream {
         var backoff = Duration.milliseconds(10)
         while true {
             guard !self.closed.load(ordering: .acquiring) else { throw IOError(errno: EBADF, operation: "accept") }
@@ -83,6 +86,9 @@ public final class TCPListener: Sendable {
                 // (One `catch` with a switch: `catch … where` clauses on typed throws crash Swift 6.3.1 here.)
                 switch error.errno {
                 case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                    // The connection stays in the kernel's backlog; readiness stays set (nothing cleared it), so
+                    // the retry after the sleep takes it as soon as a descriptor is free.
+                    self.loadBackoffs.add(1, ordering: .relaxed)
                     try await Task.sleep(for: backoff)
                     backoff = min(backoff * 2, .seconds(1))
                     continue

@@ -61,6 +61,9 @@ extension TCPStream {
         _ body: (UnsafeRawBufferPointer) throws(Failure) -> Result
     ) async throws -> Result {
         while true {
+            // Readiness was cleared (by EAGAIN, or by a short read that emptied the queue): wait for an edge
+            // before trying, instead of paying for a read that returns EAGAIN.
+            if !self.registration.isReady(.read) { try await self.registration.waitUntilReady(.read) }
             let tick = self.registration.tick(.read)
             let fd = try self.descriptor("read")
             // This thread's buffer. From here to `body`'s return there is no suspension point, so no other task can
@@ -69,10 +72,14 @@ extension TCPStream {
             let scratch = ReadScratch.current()
             switch try syscall("read", { Glibc.read(fd, scratch.baseAddress, limit) }) {
             case .processed(let count):
+                // A short read emptied the receive queue (TCP returns less than asked only then): forget readiness
+                // now and save the next read its EAGAIN, as Tokio does. Data arriving since raises a new edge, and
+                // an event already seen moved the tick so this clear does nothing; an end of stream that came with
+                // the data stays in the registration's sticky "final" bit.
+                if count > 0 && count < limit { self.registration.clearReadiness(.read, ifTick: tick) }
                 return try body(UnsafeRawBufferPointer(start: scratch.baseAddress, count: count))
             case .wouldBlock:
                 self.registration.clearReadiness(.read, ifTick: tick)
-                try await self.registration.waitUntilReady(.read)
             }
         }
     }

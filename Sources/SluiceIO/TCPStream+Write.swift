@@ -56,7 +56,9 @@ extension TCPStream {
             guard index < buffers.count else { return }
             let tick = self.registration.tick(.write)
             switch try self.sendmsg(buffers, from: index, skipping: offset) {
-            case .processed(var written):
+            case .processed(let sent):
+                let offered = Self.bytesOffered(buffers, from: index, skipping: offset)
+                var written = sent
                 while written > 0 {
                     let left = buffers[index].count - offset
                     if written < left {
@@ -68,6 +70,11 @@ extension TCPStream {
                         offset = 0
                     }
                 }
+                if sent < offered {
+                    // A short write means the send buffer is full (see `writeAll`): wait for room right away.
+                    self.registration.clearReadiness(.write, ifTick: tick)
+                    try await self.registration.waitUntilReady(.write)
+                }
             case .wouldBlock:
                 self.registration.clearReadiness(.write, ifTick: tick)
                 try await self.registration.waitUntilReady(.write)
@@ -78,6 +85,26 @@ extension TCPStream {
     /// Writes every buffer, in order: the `[[UInt8]]` spelling of the vectored `write(_:)`.
     nonisolated(nonsending) public func write(vectored buffers: [[UInt8]]) async throws {
         try await self.write(buffers)
+    }
+
+    /// Writes what the socket's send buffer takes right now, without waiting: Tokio's `try_write`.
+    ///
+    /// For writing straight out of a pooled read (`read { bytes in try stream.tryWrite(bytes) }`), where the bytes
+    /// cannot outlive the call: only what the kernel did not take needs copying, for a later ``write(_:)``.
+    ///
+    /// - Returns: the number of bytes written, from 0 (the send buffer is full) to `bytes.count`.
+    ///
+    /// ## Errors
+    /// ``IOError`` (`EPIPE`/`ECONNRESET` when the peer is gone; `EBADF` after ``close()``).
+    public func tryWrite(_ bytes: UnsafeRawBufferPointer) throws(IOError) -> Int {
+        guard let base = bytes.baseAddress, !bytes.isEmpty else { return 0 }
+        let fd = try self.descriptor("send")
+        // A full buffer leaves write readiness as it is: the next `write(_:)` proves it stale itself (its own tick
+        // snapshot, EAGAIN, clear), so nothing here can lose an edge.
+        switch try syscall("send", { Glibc.send(fd, base, bytes.count, Int32(MSG_NOSIGNAL)) }) {
+        case .processed(let written): return written
+        case .wouldBlock: return 0
+        }
     }
 
     /// One buffer: plain `send`, no `iovec`.
@@ -93,11 +120,29 @@ extension TCPStream {
             switch result {
             case .processed(let written):
                 offset += written
+                if offset < total {
+                    // A short send means the send buffer is full (TCP takes less than offered only then): forget
+                    // readiness and wait, saving the send that would return EAGAIN (Tokio does the same). Room
+                    // freed since raises a new edge; an event already seen moved the tick, so the clear is void.
+                    self.registration.clearReadiness(.write, ifTick: tick)
+                    try await self.registration.waitUntilReady(.write)
+                }
             case .wouldBlock:
                 self.registration.clearReadiness(.write, ifTick: tick)
                 try await self.registration.waitUntilReady(.write)
             }
         }
+    }
+
+    /// The bytes one `sendmsg(buffers, from: first, skipping: offset)` offers the kernel.
+    private static func bytesOffered<Bytes: OutboundBytes>(
+        _ buffers: [Bytes],
+        from first: Int,
+        skipping offset: Int
+    ) -> Int {
+        var total = -offset
+        for buffer in buffers[first..<min(buffers.count, first + Self.maxVectorsPerCall)] { total += buffer.count }
+        return total
     }
 
     /// One `sendmsg` of up to ``maxVectorsPerCall`` buffers starting at `buffers[first]`, whose first `offset`

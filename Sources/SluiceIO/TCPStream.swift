@@ -39,7 +39,10 @@ public final class TCPStream: Sendable {
     ///
     /// ## Errors
     /// ``IOError`` from `socket` or `connect` (`ECONNREFUSED` when nothing listens), `CancellationError`.
-    public static func connect(to address: SocketAddress, on loop: EventLoop) async throws -> TCPStream {
+    nonisolated(nonsending) public static func connect(
+        to address: SocketAddress,
+        on loop: EventLoop
+    ) async throws -> TCPStream {
         let fd = try checked("socket") {
             socket(
                 address.family,
@@ -47,11 +50,16 @@ public final class TCPStream: Sendable {
                 0
             )
         }
-        let stream = try TCPStream(adopting: fd, peer: address, on: loop)
+        // Start connecting before registering: epoll reports a socket that is not yet connecting (TCP_CLOSE) as hung
+        // up, and a hang-up is sticky in `Registration`.
         let started = address.withSockaddr { pointer, length in Glibc.connect(fd, pointer, length) }
+        let error = started == -1 ? Glibc.errno : 0
+        guard started == 0 || error == EINPROGRESS else {
+            Glibc.close(fd)
+            throw IOError(errno: error, operation: "connect \(address)")
+        }
+        let stream = try TCPStream(adopting: fd, peer: address, on: loop)
         if started == -1 {
-            let error = Glibc.errno
-            guard error == EINPROGRESS else { throw IOError(errno: error, operation: "connect \(address)") }
             try await stream.registration.waitUntilReady(.write)
             var failure: Int32 = 0
             var length = socklen_t(MemoryLayout<Int32>.size)

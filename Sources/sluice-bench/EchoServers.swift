@@ -23,10 +23,20 @@ enum EchoServer {
                     let loop = group.next()
                     guard let stream = try? await listener.accept(on: loop) else { continue }
                     let work: @Sendable () async -> Void = {
-                        // The pooled read: no buffer per read, only the copy an echo must make to write the bytes
-                        // after the read returns (the scratch buffer is the thread's, not the connection's).
-                        while let bytes = try? await stream.read({ Array($0) }), !bytes.isEmpty {
-                            guard (try? await stream.write(bytes)) != nil else { return }
+                        // The floor's algorithm: read into the (pooled) scratch buffer, send straight from it, and
+                        // copy only what the kernel did not take, to write after the read returns.
+                        do {
+                            while true {
+                                let rest = try await stream.read { bytes throws(IOError) -> [UInt8]? in
+                                    if bytes.isEmpty { return nil }  // end of stream
+                                    let written = try stream.tryWrite(bytes)
+                                    return written == bytes.count ? [] : Array(bytes[written...])
+                                }
+                                guard let rest else { return }
+                                if !rest.isEmpty { try await stream.write(rest) }
+                            }
+                        } catch {
+                            return
                         }
                     }
                     if onLoop {

@@ -30,6 +30,24 @@ struct RegistrationTests {
         try await waiter.value
     }
 
+    @Test("a hang-up is sticky: a clear after a short read does not forget an end that came with the data")
+    func hangupSurvivesClear() async throws {
+        // Given data and the peer's FIN reported in one edge
+        let registration = Registration()
+        registration.eventsArrived(readable: true, writable: false, readFinal: true, tick: 1)
+        // When a short read clears read readiness with the current tick
+        registration.clearReadiness(.read, ifTick: registration.tick(.read))
+        // Then the next wait still returns at once, so the reader gets to see the end
+        try await registration.waitUntilReady(.read)
+        // While writes, which the hang-up did not end, wait as before
+        registration.eventsArrived(readable: false, writable: true, tick: 2)
+        registration.clearReadiness(.write, ifTick: registration.tick(.write))
+        let writer = Task { try await registration.waitUntilReady(.write) }
+        for _ in 0..<100 { await Task.yield() }
+        registration.eventsArrived(readable: false, writable: true, tick: 3)
+        try await writer.value
+    }
+
     @Test("a stale token from a closed registration finds nothing, even after its slot is reused")
     func staleTokens() {
         var table = SlotTable()
