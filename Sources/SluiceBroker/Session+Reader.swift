@@ -69,6 +69,10 @@ struct Reader {
         case watch(forwarder: Task<Void, Never>)
     }
 
+    /// Deliveries a forwarder takes from its Broadcast at once (a quarter of the default subject buffer): one wake-up
+    /// and one outbox item for all of them.
+    static let forwardBatch = 256
+
     /// Frames handled before the reader yields its thread.
     static let framesPerTurn = 128
 
@@ -312,11 +316,11 @@ struct Reader {
         stats: Stats
     ) async {
         var batch: [Delivery] = []
-        batch.reserveCapacity(64)
+        batch.reserveCapacity(Reader.forwardBatch)
         while true {
             do {
                 batch.removeAll(keepingCapacity: true)
-                _ = try await receiver.recv(upTo: 64, into: &batch)
+                _ = try await receiver.recv(upTo: Reader.forwardBatch, into: &batch)
                 try await outbox.deliver(
                     batch.map { delivery in
                         .msg(
