@@ -87,7 +87,9 @@ final class Session: Sendable {
     private func runWriter() async {
         var batch: [Outbox.Item] = []
         batch.reserveCapacity(256)
-        var encoder = FrameEncoder(reservingCapacity: 16 * 1024)
+        // Small to start: an idle connection should hold little (see the memory bar in DESIGN.md); it grows with
+        // the batches and is given back after a large one.
+        var encoder = FrameEncoder(reservingCapacity: 256)
         while true {
             batch.removeAll(keepingCapacity: true)
             guard let count = try? await self.outbox.receiver.recv(upTo: 256, into: &batch), count > 0 else { return }
@@ -106,6 +108,8 @@ final class Session: Sendable {
             if !encoder.isEmpty {
                 // No copy: the socket writes the encoder's buffer, which the encoder reuses once this is released.
                 let bytes = EncodedFrames(payload: encoder.takeEncoded())
+                // A large buffer is not kept for the next batch (which may be hours away); a small one is reused.
+                if bytes.count > 4_096 { encoder.removeAll(keepingCapacity: false) }
                 do {
                     try await self.stream.write(bytes)
                 } catch {
