@@ -106,6 +106,7 @@ struct MPSCStressRun {
             // Diagnose: at quiescence no permit is held (a holder only ever parks in `Task.yield`, which keeps a
             // job queued), so an empty buffer means every slot is free. A refused trySend then proves waiting
             // senders that were never admitted. A probe that gets in is filtered out below (values are >= 0).
+            let state = receiver.storage.diagnosis
             let buffered = receiver.count
             let probe = describe(receiver.storage.trySend(-1))
             let diagnosis =
@@ -116,7 +117,8 @@ struct MPSCStressRun {
             Issue.record(
                 """
                 deadlock (\(self.label)): \(parked) producers parked, consumer \
-                \(consumer.isFinished ? "finished" : "parked"), \(buffered) values buffered; \(diagnosis)
+                \(consumer.isFinished ? "finished" : "parked"), \(buffered) values buffered; \(diagnosis); \
+                channel: \(state)
                 """
             )
             aborting.set()
