@@ -61,12 +61,15 @@ struct MPSCStressRun {
     let permits: Bool
     /// Close the receiver after receiving this many values.
     let closeAt: Int?
-    let producers = 6
+    /// Ring slots, if smaller than the default, so that values spill beyond the ring.
+    var ringLimit: Int? = nil
+    var producers = 6
     let sendsPerProducer = 120
 
     var label: String {
         "seed \(self.seed), capacity \(self.capacity.map(String.init) ?? "unbounded"), threads \(self.threads)"
             + (self.permits ? ", permits" : "") + (self.closeAt.map { ", close at \($0)" } ?? "")
+            + (self.ringLimit.map { ", ring \($0)" } ?? "") + ", \(self.producers) producers"
     }
 
     func run() async -> MPSCStressCoverage {
@@ -74,7 +77,9 @@ struct MPSCStressRun {
         let aborting = HarnessFlag()
         var sender: MPSC<Int>.Sender?
         let receiver: MPSC<Int>.Receiver
-        if let capacity {
+        if let ringLimit {
+            (sender, receiver) = MPSC<Int>.channel(capacity: self.capacity, ringLimit: ringLimit)
+        } else if let capacity {
             (sender, receiver) = MPSC<Int>.channel(capacity: capacity)
         } else {
             (sender, receiver) = MPSC<Int>.unboundedChannel()

@@ -51,6 +51,13 @@ public enum MPSC<Element: Sendable> {
         return (Sender(storage: storage), Receiver(storage: storage))
     }
 
+    /// A channel whose ring has at most `ringLimit` slots, so that tests reach the spill (values beyond the ring)
+    /// with a handful of values. `capacity` `nil` is unbounded.
+    static func channel(capacity: Int?, ringLimit: Int) -> (sender: Sender, receiver: Receiver) {
+        let storage = Storage(capacity: capacity, ringLimit: ringLimit)
+        return (Sender(storage: storage), Receiver(storage: storage))
+    }
+
     /// Why ``Receiver/tryRecv()`` returned no value.
     public enum TryRecvError: Error, Equatable {
         /// Nothing is buffered right now, but more may come.
