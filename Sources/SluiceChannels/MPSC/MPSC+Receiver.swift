@@ -25,7 +25,7 @@ extension MPSC {
         ///
         /// ## Cancellation
         /// Cancel-safe: a cancelled `recv` has taken no value, and the next `recv` gets it.
-        @inlinable
+        @inlinable @inline(__always)
         public func recv() async throws(CancellationError) -> Element? {
             try await self.storage.receive()
         }
@@ -54,7 +54,7 @@ extension MPSC {
         ///
         /// ## Errors
         /// `CancellationError` if the task is cancelled while waiting. Cancel-safe like ``recv()``.
-        @inlinable
+        @inlinable @inline(__always)
         public func recv(upTo limit: Int, into values: inout [Element]) async throws(CancellationError) -> Int {
             precondition(limit >= 1, "MPSC.recv(upTo:) needs a limit of at least 1, got \(limit)")
             let before = values.count

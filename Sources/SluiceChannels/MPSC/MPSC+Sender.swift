@@ -36,7 +36,7 @@ extension MPSC {
         ///     requeue(error.value)                     // the consumer is gone; nothing was lost
         /// }
         /// ```
-        @inlinable
+        @inlinable @inline(__always)
         public func send(_ value: Element) async throws {
             try await self.storage.send(value)
         }
