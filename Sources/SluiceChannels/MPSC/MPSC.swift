@@ -10,7 +10,13 @@
 ///   producer, since memory grows with the backlog.
 ///
 /// Values from one sender arrive in the order that sender sent them. Sending a value and receiving it
-/// allocates nothing when nobody has to wait.
+/// allocates nothing when nobody has to wait, and takes no lock when the channel has room and nobody waits.
+///
+/// ## Memory
+///
+/// A channel allocates its ring when it is created: `capacity` slots (at least 2, rounded up to a power of two), at
+/// most 1,024. An unbounded channel, or a bounded one with more slots, keeps further values in a buffer that grows
+/// with the backlog.
 ///
 /// ## Disconnection
 ///
