@@ -38,7 +38,7 @@ struct MPSCFastLaneStressTests {
     )
     func spill(capacity: Int?, ringLimit: Int) async {
         var coverage = MPSCStressCoverage()
-        for seed in [51, 52, 53] as [UInt64] {
+        for seed in [51, 52, 53, 54, 55, 56] as [UInt64] {
             var rng = SplitMix64Generator(seed: seed &+ UInt64(ringLimit))
             let run = MPSCStressRun(
                 seed: seed &* 10 &+ UInt64(ringLimit),

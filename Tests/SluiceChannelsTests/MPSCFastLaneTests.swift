@@ -60,8 +60,10 @@ struct MPSCFastLaneTests {
         for value in 0..<4 { _ = machine.send(value, mayWait: false) }
         let id = machine.send(9, mayWait: true).suspendID!
         let parked = await ParkedContinuation<MPSCSendOutcome>.make()
-        #expect(machine.sendSuspended(id: id, value: 9, continuation: parked.continuation, isCancelled: false).0
-            .resumption == nil)
+        #expect(
+            machine.sendSuspended(id: id, value: 9, continuation: parked.continuation, isCancelled: false).0
+                .resumption == nil
+        )
         #expect(machine.lane.word & Lane.waitersBit != 0)
         #expect(machine.lane.attentionWord & Lane.waitersBit != 0)
         // When the consumer takes a value on the fast path
@@ -106,7 +108,9 @@ struct MPSCFastLaneTests {
         var machine = MPSCMachine(capacity: 4)
         let id = machine.receive(mayWait: true).suspendID!
         let parked = await ParkedContinuation<MPSCReceiveOutcome>.make()
-        #expect(machine.receiveSuspended(id: id, continuation: parked.continuation, isCancelled: false).resumption == nil)
+        #expect(
+            machine.receiveSuspended(id: id, continuation: parked.continuation, isCancelled: false).resumption == nil
+        )
         // When a producer writes on the fast path
         #expect(machine.lane.tryAcquire())
         let mustWake = machine.lane.writeAndCheck(1)

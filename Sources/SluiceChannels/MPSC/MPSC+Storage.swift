@@ -203,9 +203,11 @@ extension MPSC {
         @inlinable
         func permitSend(_ value: Element, inSpill: Bool) -> Result<Void, SendError<Element>> {
             // In a channel that cannot spill, a permit writes straight into its ring slot, unless the receiver is
-            // gone (in one that can, permits are counted under the lock). A value written just as the receiver goes stays in the ring until the channel
-            // is freed, as if sent just before.
-            if !inSpill && self.canReserveInRing && self.lane.permits.pointee.load(ordering: .relaxed) & Lane.goneBit == 0 {
+            // gone (in one that can, permits are counted under the lock). A value written just as the receiver goes
+            // stays in the ring until the channel is freed, as if sent just before.
+            if !inSpill && self.canReserveInRing
+                && self.lane.permits.pointee.load(ordering: .relaxed) & Lane.goneBit == 0
+            {
                 self.write(value)
                 return .success(())
             }
