@@ -25,25 +25,25 @@ extension MPSC.StateMachine.SendAction {
         return nil
     }
 
-    var receiver: MPSC.ReceiverResumption? {
-        if case .resumeReceiver(let receiver) = self { return receiver }
+    /// The receivers to wake (they take the value from the ring themselves).
+    var receiver: MPSC.Wakeups? {
+        if case .resumeReceiver(let receivers) = self { return receivers }
         return nil
     }
 }
 
 extension MPSC.StateMachine.PermitSendAction {
-    /// `stored` when the value went into the buffer, `resumeReceiver` when it went straight to a waiting receiver.
+    /// `stored` when the value went into the channel, `resumeReceiver` when that also woke a waiting receiver.
     var kind: String {
         switch self {
-        case .delivered(let stored, _): stored ? "stored" : "resumeReceiver"
+        case .delivered(let wakeups): wakeups.receivers.isEmpty ? "stored" : "resumeReceiver"
         case .closed: "closed"
         }
     }
 
-    /// Everything the action wakes (the receiver that got the value, and any sender admitted into the slot it
-    /// left free), as one thing to resume.
+    /// Everything the action wakes (a waiting receiver, and any sender admitted), as one thing to resume.
     var receiver: MPSC.Wakeups? {
-        if case .delivered(false, let wakeups) = self { return wakeups }
+        if case .delivered(let wakeups) = self, !wakeups.receivers.isEmpty { return wakeups }
         return nil
     }
 }
@@ -56,9 +56,16 @@ extension MPSC.StateMachine.ReserveAction {
     var kind: String {
         switch self {
         case .reserved: "reserved"
+        case .full: "full"
         case .suspend: "suspend"
         case .closed: "closed"
         }
+    }
+
+    /// Whether the reservation holds a slot beyond the ring; `nil` if nothing was reserved.
+    var inSpill: Bool? {
+        if case .reserved(let inSpill) = self { return inSpill }
+        return nil
     }
 
     var suspendID: UInt64? {
@@ -84,7 +91,7 @@ extension MPSC.StateMachine.ReceiveAction {
 
     /// The waiting sender that the receive admitted into the freed slot.
     var admitted: MPSC.SenderResumption? {
-        if case .value(_, let sender) = self { return sender }
+        if case .value(_, let wakeups) = self { return wakeups.senders.first }
         return nil
     }
 
@@ -125,11 +132,20 @@ extension MPSC.StateMachine.WaiterAction {
 extension MPSC.ReceiveOutcome {
     var text: String {
         switch self {
-        case .value(let value): "value(\(value))"
+        case .ready: "ready"
         case .closed: "closed"
         case .cancelled: "cancelled"
         }
     }
+}
+
+extension MPSC.StateMachine {
+    /// Spends a permit inside the ring (what `reserve()` gives on a channel whose ring has room).
+    mutating func permitSend(_ value: Element) -> PermitSendAction { self.permitSend(value, inSpill: false) }
+
+    /// Drops a permit inside the ring. The fast path gives a ring permit back without the lock; here the machine
+    /// does it, as it does when a flag sends the fast path to the lock.
+    mutating func permitDropped() -> MPSC.Wakeups { self.permitDropped(inSpill: false) }
 }
 
 /// A task parked in `withUnsafeContinuation`; the test hands its continuation to the state machine and later

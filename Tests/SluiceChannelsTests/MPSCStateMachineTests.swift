@@ -140,8 +140,12 @@ struct MPSCStateMachineTests {
     func unboundedNeverRefuses() {
         var machine = MPSCMachine(capacity: nil)
         for value in 0..<5000 { #expect(machine.send(value, mayWait: true).kind == "stored") }
-        for _ in 0..<100 { #expect(machine.reserve().kind == "reserved") }
-        for _ in 0..<100 { #expect(machine.permitSend(-1).kind == "stored") }
+        // The ring (1,024 slots) is full, so these slots lie beyond it, in the spill
+        var inSpill: [Bool] = []
+        for _ in 0..<100 { inSpill.append(machine.reserve().inSpill ?? false) }
+        #expect(inSpill == Array(repeating: true, count: 100))
+        for flag in inSpill { #expect(machine.permitSend(-1, inSpill: flag).kind == "stored") }
+        #expect(machine.count == 5100)
         var values: [Int] = []
         _ = machine.receive(upTo: .max, into: &values)
         #expect(values == Array(0..<5000) + Array(repeating: -1, count: 100))
@@ -151,26 +155,40 @@ struct MPSCStateMachineTests {
     func matchesSequentialModel(seed: UInt64) {
         var rng = SplitMix64Generator(seed: seed)
         for episode in 0..<10 {
-            Self.runModelEpisode(capacity: [1, 2, 3, 7, nil][rng.below(5)], steps: 600, rng: &rng, episode: episode)
+            // Small rings put most values in the spill: the model must not be able to tell.
+            Self.runModelEpisode(
+                capacity: [1, 2, 3, 7, nil][rng.below(5)],
+                ringLimit: [1, 2, 3, 1024][rng.below(4)],
+                steps: 600,
+                rng: &rng,
+                episode: episode
+            )
         }
     }
 
     /// One machine against the model: a buffer, a permit count and the three lifecycle flags. Lifecycle events
     /// come only in the last third, so that most steps exercise an open channel.
-    private static func runModelEpisode(capacity: Int?, steps: Int, rng: inout SplitMix64Generator, episode: Int) {
-        var machine = MPSCMachine(capacity: capacity)
+    private static func runModelEpisode(
+        capacity: Int?,
+        ringLimit: Int,
+        steps: Int,
+        rng: inout SplitMix64Generator,
+        episode: Int
+    ) {
+        var machine = MPSCMachine(capacity: capacity, ringLimit: ringLimit)
         var buffer: [Int] = []
-        var permits = 0
+        var permits: [Bool] = []  // outstanding permits: is each one's slot beyond the ring?
         var closed = false
         var gone = false
         var sendersAlive = true
         var next = 0
-        func hasRoom() -> Bool { capacity.map { buffer.count + permits < $0 } ?? true }
-        func finished() -> Bool { buffer.isEmpty && permits == 0 && (closed || !sendersAlive) }
+        func hasRoom() -> Bool { capacity.map { buffer.count + permits.count < $0 } ?? true }
+        func finished() -> Bool { buffer.isEmpty && permits.isEmpty && (closed || !sendersAlive) }
 
         for step in 0..<steps {
             let late = step > steps * 2 / 3
-            let context: Comment = "episode \(episode) step \(step) capacity \(String(describing: capacity))"
+            let context: Comment =
+                "episode \(episode) step \(step) capacity \(String(describing: capacity)) ring \(ringLimit)"
             switch rng.below(20) {
             case 0...5 where sendersAlive:
                 next += 1
@@ -178,18 +196,16 @@ struct MPSCStateMachineTests {
                 #expect(kind == (closed ? "closed" : hasRoom() ? "stored" : "full"), context)
                 if kind == "stored" { buffer.append(next) }
             case 6...7 where sendersAlive:
-                let kind = machine.reserve().kind
-                #expect(kind == (closed ? "closed" : hasRoom() ? "reserved" : "suspend"), context)
-                if kind == "reserved" { permits += 1 }
-            case 8...9 where permits > 0:
+                let action = machine.reserve()
+                #expect(action.kind == (closed ? "closed" : hasRoom() ? "reserved" : "suspend"), context)
+                if let inSpill = action.inSpill { permits.append(inSpill) }
+            case 8...9 where !permits.isEmpty:
                 next += 1
-                permits -= 1
-                let kind = machine.permitSend(next).kind
+                let kind = machine.permitSend(next, inSpill: permits.removeFirst()).kind
                 #expect(kind == (gone ? "closed" : "stored"), context)
                 if kind == "stored" { buffer.append(next) }
-            case 10 where permits > 0:
-                permits -= 1
-                let wakeups = machine.permitDropped()
+            case 10 where !permits.isEmpty:
+                let wakeups = machine.permitDropped(inSpill: permits.removeLast())
                 #expect(wakeups.senders.isEmpty && wakeups.receivers.isEmpty, context)
             case 11...14:
                 let action = machine.receive(mayWait: false)
@@ -208,7 +224,7 @@ struct MPSCStateMachineTests {
             case 17 where late && rng.chance(5) && !closed:
                 _ = machine.receiverClosed()
                 closed = true
-            case 18 where late && rng.chance(5) && permits == 0 && sendersAlive:
+            case 18 where late && rng.chance(5) && permits.isEmpty && sendersAlive:
                 // Permits keep the sender alive, so the senders can only go once none is outstanding.
                 _ = machine.sendersDropped()
                 sendersAlive = false
@@ -223,7 +239,7 @@ struct MPSCStateMachineTests {
             }
             #expect(machine.count == buffer.count, context)
             #expect(machine.isClosedForSending == closed, context)
-            if let capacity { #expect(buffer.count + permits <= capacity, context) }
+            if let capacity { #expect(buffer.count + permits.count <= capacity, context) }
         }
     }
 }

@@ -21,14 +21,15 @@ struct MPSCStateMachineWaiterTests {
         }
         #expect(id != 0, "the machine should have said suspend", sourceLocation: sourceLocation)
         let parked = await ParkedContinuation<MPSCSendOutcome>.make()
-        let (action, receiver) = machine.sendSuspended(
+        let (action, wakeups) = machine.sendSuspended(
             id: id,
             value: value,
             continuation: parked.continuation,
             isCancelled: false
         )
         #expect(action.resumption == nil, "the sender should have been stored", sourceLocation: sourceLocation)
-        #expect(receiver == nil, sourceLocation: sourceLocation)
+        #expect(wakeups.isEmpty, sourceLocation: sourceLocation)
+        #expect(!machine.lane.tryAcquire(), "a waiting sender keeps the fast path out", sourceLocation: sourceLocation)
         return (id, parked)
     }
 
@@ -42,6 +43,11 @@ struct MPSCStateMachineWaiterTests {
         let parked = await ParkedContinuation<MPSCReceiveOutcome>.make()
         let action = machine.receiveSuspended(id: id, continuation: parked.continuation, isCancelled: false)
         #expect(action.resumption == nil, "the receiver should have been stored", sourceLocation: sourceLocation)
+        #expect(
+            machine.lane.attentionWord & MPSC<Int>.Lane.receiverWaitingBit != 0,
+            "a parked receiver raises the receiver-waiting bit",
+            sourceLocation: sourceLocation
+        )
         return (id, parked)
     }
 
@@ -115,40 +121,44 @@ struct MPSCStateMachineWaiterTests {
         // When the receiver frees the slot before the sender registers
         #expect(machine.receive(mayWait: true).value == 0)
         let parked = await ParkedContinuation<MPSCSendOutcome>.make()
-        let (action, receiver) = machine.sendSuspended(
+        let (action, wakeups) = machine.sendSuspended(
             id: id,
             value: 1,
             continuation: parked.continuation,
             isCancelled: false
         )
         // Then it is resumed as sent, and the value is buffered
-        #expect(receiver == nil)
+        #expect(wakeups.isEmpty)
         #expect(action.resumption?.outcome == .sent)
         action.resumption?.resume()
         #expect(await parked.outcome() == .sent)
         #expect(machine.receive(mayWait: false).value == 1)
     }
 
-    @Test("a sender registering after a slot freed hands its value straight to a waiting receiver")
-    func sendSuspendedDeliversToWaitingReceiver() async {
+    @Test("a sender registering after a slot freed enqueues its value and wakes the waiting receiver")
+    func sendSuspendedWakesWaitingReceiver() async {
+        // Given a sender told to suspend behind a permit, and a receiver parked on the empty channel
         var machine = MPSCMachine(capacity: 1)
         #expect(machine.reserve().kind == "reserved")
         let id = machine.send(1, mayWait: true).suspendID!
         _ = machine.permitDropped()
         let receiver = await Self.parkReceiver(&machine).parked
+        // When the sender registers, the slot is free again
         let parked = await ParkedContinuation<MPSCSendOutcome>.make()
-        let (action, resumedReceiver) = machine.sendSuspended(
+        let (action, wakeups) = machine.sendSuspended(
             id: id,
             value: 1,
             continuation: parked.continuation,
             isCancelled: false
         )
+        // Then it is resumed as sent, the receiver is woken, and the value waits in the ring for it
         #expect(action.resumption?.outcome == .sent)
         action.resumption?.resume()
-        resumedReceiver?.resume()
+        wakeups.resumeAll()
         #expect(await parked.outcome() == .sent)
-        #expect(await receiver.outcome()?.text == "value(1)")
-        #expect(machine.count == 0)
+        #expect(await receiver.outcome()?.text == "ready")
+        #expect(machine.count == 1)
+        #expect(machine.receive(mayWait: false).value == 1)
     }
 
     @Test("a sender registering cancelled, or after close, is resumed at once and stores nothing")
@@ -205,15 +215,21 @@ struct MPSCStateMachineWaiterTests {
         #expect(machine.receive(mayWait: false).kind == "empty")
     }
 
-    @Test("a waiting receiver gets the next send directly and nothing is buffered")
-    func waitingReceiverGetsSendDirectly() async {
+    @Test("a send to a channel with a waiting receiver wakes it, and the value waits in the ring for it")
+    func waitingReceiverIsWokenBySend() async {
         var machine = MPSCMachine(capacity: 1)
         let receiver = await Self.parkReceiver(&machine).parked
         let action = machine.send(7, mayWait: false)
         #expect(action.kind == "resumeReceiver")
         action.receiver?.resume()
-        #expect(await receiver.outcome()?.text == "value(7)")
-        #expect(machine.count == 0)
+        #expect(await receiver.outcome()?.text == "ready")
+        #expect(
+            machine.lane.attentionWord & MPSC<Int>.Lane.receiverWaitingBit == 0,
+            "the bit is down once no receiver waits"
+        )
+        #expect(machine.count == 1)
+        #expect(machine.send(8, mayWait: false).kind == "full")
+        #expect(machine.receive(mayWait: false).value == 7)
         #expect(machine.send(8, mayWait: false).kind == "stored")
     }
 
@@ -223,13 +239,13 @@ struct MPSCStateMachineWaiterTests {
         let id1 = machine.receive(mayWait: true).suspendID!
         _ = machine.send(5, mayWait: false)
         let early = await ParkedContinuation<MPSCReceiveOutcome>.make()
-        machine.receiveSuspended(id: id1, continuation: early.continuation, isCancelled: false).resumption?.0.resume()
-        #expect(await early.outcome()?.text == "value(5)")
+        machine.receiveSuspended(id: id1, continuation: early.continuation, isCancelled: false).resumption?.resume()
+        #expect(await early.outcome()?.text == "ready")
+        #expect(machine.receive(mayWait: false).value == 5)
 
         let id2 = machine.receive(mayWait: true).suspendID!
         let cancelled = await ParkedContinuation<MPSCReceiveOutcome>.make()
-        machine.receiveSuspended(id: id2, continuation: cancelled.continuation, isCancelled: true).resumption?.0
-            .resume()
+        machine.receiveSuspended(id: id2, continuation: cancelled.continuation, isCancelled: true).resumption?.resume()
         #expect(await cancelled.outcome()?.text == "cancelled")
         #expect(machine.send(6, mayWait: false).kind == "stored", "the cancelled receiver is not waiting")
         #expect(machine.receive(mayWait: false).value == 6)
@@ -237,7 +253,7 @@ struct MPSCStateMachineWaiterTests {
         let id3 = machine.receive(mayWait: true).suspendID!
         _ = machine.sendersDropped()
         let late = await ParkedContinuation<MPSCReceiveOutcome>.make()
-        machine.receiveSuspended(id: id3, continuation: late.continuation, isCancelled: false).resumption?.0.resume()
+        machine.receiveSuspended(id: id3, continuation: late.continuation, isCancelled: false).resumption?.resume()
         #expect(await late.outcome()?.text == "closed")
     }
 

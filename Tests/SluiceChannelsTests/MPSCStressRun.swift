@@ -61,12 +61,15 @@ struct MPSCStressRun {
     let permits: Bool
     /// Close the receiver after receiving this many values.
     let closeAt: Int?
-    let producers = 6
+    /// Ring slots, if smaller than the default, so that values spill beyond the ring.
+    var ringLimit: Int? = nil
+    var producers = 6
     let sendsPerProducer = 120
 
     var label: String {
         "seed \(self.seed), capacity \(self.capacity.map(String.init) ?? "unbounded"), threads \(self.threads)"
             + (self.permits ? ", permits" : "") + (self.closeAt.map { ", close at \($0)" } ?? "")
+            + (self.ringLimit.map { ", ring \($0)" } ?? "") + ", \(self.producers) producers"
     }
 
     func run() async -> MPSCStressCoverage {
@@ -74,7 +77,9 @@ struct MPSCStressRun {
         let aborting = HarnessFlag()
         var sender: MPSC<Int>.Sender?
         let receiver: MPSC<Int>.Receiver
-        if let capacity {
+        if let ringLimit {
+            (sender, receiver) = MPSC<Int>.channel(capacity: self.capacity, ringLimit: ringLimit)
+        } else if let capacity {
             (sender, receiver) = MPSC<Int>.channel(capacity: capacity)
         } else {
             (sender, receiver) = MPSC<Int>.unboundedChannel()
@@ -106,6 +111,7 @@ struct MPSCStressRun {
             // Diagnose: at quiescence no permit is held (a holder only ever parks in `Task.yield`, which keeps a
             // job queued), so an empty buffer means every slot is free. A refused trySend then proves waiting
             // senders that were never admitted. A probe that gets in is filtered out below (values are >= 0).
+            let state = receiver.storage.diagnosis
             let buffered = receiver.count
             let probe = describe(receiver.storage.trySend(-1))
             let diagnosis =
@@ -116,7 +122,8 @@ struct MPSCStressRun {
             Issue.record(
                 """
                 deadlock (\(self.label)): \(parked) producers parked, consumer \
-                \(consumer.isFinished ? "finished" : "parked"), \(buffered) values buffered; \(diagnosis)
+                \(consumer.isFinished ? "finished" : "parked"), \(buffered) values buffered; \(diagnosis); \
+                channel: \(state)
                 """
             )
             aborting.set()

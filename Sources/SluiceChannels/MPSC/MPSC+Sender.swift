@@ -36,7 +36,7 @@ extension MPSC {
         ///     requeue(error.value)                     // the consumer is gone; nothing was lost
         /// }
         /// ```
-        @inlinable
+        @inlinable @inline(__always)
         public func send(_ value: Element) async throws {
             try await self.storage.send(value)
         }
@@ -77,8 +77,7 @@ extension MPSC {
         /// ```
         @inlinable
         public func reserve() async throws -> Permit {
-            try await self.storage.reserve()
-            return Permit(sender: self)
+            Permit(sender: self, inSpill: try await self.storage.reserve())
         }
 
         /// Takes a free slot now if there is one.
@@ -87,8 +86,7 @@ extension MPSC {
         /// ``TrySendError/full(_:)`` or ``TrySendError/closed(_:)``, carrying `()`.
         @inlinable
         public func tryReserve() throws(TrySendError<Void>) -> Permit {
-            try self.storage.tryReserve().get()
-            return Permit(sender: self)
+            Permit(sender: self, inSpill: try self.storage.tryReserve().get())
         }
 
         /// Slots in total, or `nil` for an unbounded channel.
@@ -107,11 +105,17 @@ extension MPSC {
     /// sender alive, so the channel does not end while one is outstanding.
     public struct Permit: ~Copyable, Sendable {
         @usableFromInline let sender: Sender
+        /// True if the slot lies beyond the channel's ring (a large or unbounded channel whose ring is full): it is
+        /// then counted under the channel lock instead of being one of the ring's permits.
+        @usableFromInline let inSpill: Bool
         /// Set when the slot was spent on a value, so `deinit` does not give it back a second time.
         @usableFromInline var spent = false
 
         @inlinable
-        init(sender: Sender) { self.sender = sender }
+        init(sender: Sender, inSpill: Bool) {
+            self.sender = sender
+            self.inSpill = inSpill
+        }
 
         /// Puts `value` into the reserved slot. Never waits.
         ///
@@ -123,11 +127,11 @@ extension MPSC {
         @inlinable
         public consuming func send(_ value: Element) throws(SendError<Element>) {
             self.spent = true
-            try self.sender.storage.permitSend(value).get()
+            try self.sender.storage.permitSend(value, inSpill: self.inSpill).get()
         }
 
         deinit {
-            if !self.spent { self.sender.storage.permitDropped() }
+            if !self.spent { self.sender.storage.permitDropped(inSpill: self.inSpill) }
         }
     }
 }

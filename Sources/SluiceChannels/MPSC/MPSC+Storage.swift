@@ -1,31 +1,33 @@
 public import Synchronization
 
 extension MPSC {
-    /// The shared core of one channel: the state machine behind a lock, and the code that acts on its answers.
+    /// The shared core of one channel: the lock-free ``Lane`` for values that find room, and the state machine
+    /// behind a lock for everything else.
     ///
-    /// Every method decides under the lock and acts after it: continuations are resumed, and dropped values are
-    /// destroyed, only once the lock is released, so a resumed task never contends with the thread that woke it.
-    /// A `Mutex` (not an actor) because nothing here awaits while holding state, the critical sections are a
-    /// few instructions, and the fast paths must not hop executors.
+    /// A send first tries the lane: take a permit (one compare-and-swap), write the value into the ring, and look at
+    /// the receiver-waiting flag. A receive first pops the ring and gives the permit back. Only when a permit word
+    /// flag is set (senders waiting, values spilled, the channel ending) or the ring is empty does an operation take
+    /// the lock, where the ``StateMachine`` decides; continuations are resumed, and dropped values destroyed, only
+    /// after unlocking, so a resumed task never contends with the thread that woke it.
     @usableFromInline
     final class Storage: Sendable {
         @usableFromInline let state: Locked<StateMachine>
-        /// Lets a receiver about to park spin for the next value instead; senders end the spin. See
-        /// ``ArrivalSignal`` for why and when.
-        @usableFromInline let arrival = ArrivalSignal()
-        /// The receiver's running total of values handed out from its `recv()` batches, published without the
-        /// channel lock (see ``Receiver/taken``); the state machine applies it lazily to free their slots.
-        @usableFromInline let handedOut = Atomic<UInt64>(0)
-        /// Set (under the lock) by a sender about to wait for a slot; tells the receiver that handing out a
-        /// batch value must free its slot now. With `handedOut` this is a Dekker pair: the sender stores the
-        /// flag then loads the total, the receiver stores the total then loads the flag, all sequentially
-        /// consistent, so at least one of them sees the other and a freed slot always reaches a waiting sender.
-        @usableFromInline let sendersWaiting = Atomic<Bool>(false)
+        /// The same lane the state machine holds, for the fast paths.
+        @usableFromInline let lane: Lane
+        /// Lets a receiver about to park poll the ring for the next value instead. See ``Spin`` for why and when.
+        @usableFromInline let spin = Spin()
 
         @inlinable
-        init(capacity: Int?) {
-            self.state = Locked(StateMachine(capacity: capacity))
+        init(capacity: Int?, ringLimit: Int = Lane.ringLimit) {
+            let machine = StateMachine(capacity: capacity, ringLimit: ringLimit)
+            self.lane = machine.lane
+            self.canReserveInRing = !machine.canSpill
+            self.state = Locked(machine)
         }
+
+        /// True if permits are taken, spent and dropped on the fast path, as ring permits: the channel cannot spill
+        /// (see ``StateMachine/canSpill``).
+        @usableFromInline let canReserveInRing: Bool
 
         @inlinable
         var capacity: Int? { self.state.withLock { $0.capacity } }
@@ -34,40 +36,113 @@ extension MPSC {
         @inlinable
         var isClosedForSending: Bool { self.state.withLock { $0.isClosedForSending } }
 
+        /// The lane's words and the waiter counts, for test diagnostics.
+        var diagnosis: String {
+            self.state.withLock { state in
+                let lane = state.lane
+                let word = lane.word
+                return "free \(Lane.freeSlots(word))/\(lane.ringPermits) flags \(word & Lane.flagBits) attention "
+                    + "\(lane.attentionWord) head \(lane.head.pointee.load(ordering: .relaxed)) tail "
+                    + "\(lane.tail.pointee.load(ordering: .relaxed)) released "
+                    + "\(lane.released.pointee.load(ordering: .relaxed)) hasValue \(lane.hasValue) spill "
+                    + "\(state.spill.count) sendWaiters \(state.sendWaiters.count) receiveWaiters "
+                    + "\(state.receiveWaiters.count)"
+            }
+        }
+
+        // MARK: Fast-path helpers
+
+        /// Writes a value into the ring on the permit the caller holds, without the lock; then wakes a parked
+        /// receiver (see ``Lane/attention``). A spinning receiver sees the value by itself.
+        @inlinable @inline(__always)
+        func write(_ value: Element) {
+            if self.lane.writeAndCheck(value) { self.wakeParkedReceivers() }
+        }
+
+        @inlinable @inline(never)
+        func wakeParkedReceivers() {
+            self.state.withLock { $0.wakeReceivers() }.resumeAll()
+        }
+
+        /// A consumer took a value from the ring without the lock: gives the slots taken so far back, if a batch is
+        /// due or someone needs them now.
+        @inlinable @inline(__always)
+        func took() {
+            if self.lane.mustReleaseTaken { self.releaseTaken() }
+        }
+
+        @inlinable @inline(never)
+        func releaseTaken() {
+            guard let (old, count) = self.lane.releaseTaken() else { return }
+            self.released(count, before: old, byReceiver: true)
+        }
+
+        /// A ring permit was given back without the lock.
+        @inlinable
+        func releasedPermit() {
+            self.released(1, before: self.lane.release(1), byReceiver: false)
+        }
+
+        /// `count` ring permits were given back without the lock (the permit word was `old` before); takes the lock
+        /// only if a flag asks for it: senders wait (admit them), values are spilled (move them into the ring; a
+        /// receiver does that itself when it finds the ring empty), or the channel is ending and these were the last
+        /// permits out (end waiting receivers).
+        @inlinable
+        func released(_ count: Int, before old: Int, byReceiver: Bool) {
+            guard old & Lane.flagBits != 0 else { return }
+            let mustSettle =
+                old & Lane.waitersBit != 0
+                || (!byReceiver && old & Lane.spilledBit != 0)
+                || (old & Lane.endingBit != 0 && Lane.freeSlots(old) + count == self.lane.ringPermits)
+            guard mustSettle else { return }
+            self.settled(self.state.withLock { $0.permitsReleased() })
+        }
+
+        /// Resumes what a slow-path event woke, after unlocking.
+        @inlinable
+        func settled(_ wakeups: Wakeups) {
+            wakeups.resumeAll()
+        }
+
         // MARK: Sending
 
         @inlinable
         func trySend(_ value: Element) -> Result<Void, TrySendError<Element>> {
-            var action = self.state.withLock { $0.send(value, mayWait: false) }
-            if case .full = action {
-                // The receiver may have handed out batch values it has not reported yet: count them, then retry.
-                let total = self.handedOut.load(ordering: .sequentiallyConsistent)
-                action = self.state.withLock {
-                    $0.applyHandedOut(total)
-                    return $0.send(value, mayWait: false)
-                }
-            }
-            switch action {
-            case .stored:
-                self.arrival.notify()
+            if self.lane.tryAcquire() {
+                self.write(value)
                 return .success(())
-            case .resumeReceiver(let receiver):
-                receiver.resume()
+            }
+            switch self.state.withLock({ $0.send(value, mayWait: false) }) {
+            case .stored:
+                return .success(())
+            case .resumeReceiver(let receivers):
+                self.settled(receivers)
                 return .success(())
             case .full, .suspend: return .failure(.full(value))
             case .closed: return .failure(.closed(value))
             }
         }
 
-        @inlinable
+        /// The fast path is small and always inlined into the caller, so that a send that finds room is no async
+        /// call at all (an out-of-line async call costs a task switch with an executor-preference check: 22% of the
+        /// cycles of `sluice-bench channels` 1→1 when this was one function).
+        @inlinable @inline(__always)
         func send(_ value: Element) async throws {
+            if self.lane.tryAcquire() {
+                self.write(value)
+                return
+            }
+            try await self.sendSlowly(value)
+        }
+
+        @inlinable @inline(never)
+        func sendSlowly(_ value: Element) async throws {
             let id: UInt64
             switch self.state.withLock({ $0.send(value, mayWait: true) }) {
             case .stored:
-                self.arrival.notify()
                 return
-            case .resumeReceiver(let receiver):
-                receiver.resume()
+            case .resumeReceiver(let receivers):
+                self.settled(receivers)
                 return
             case .closed: throw SendError(value)
             case .full: preconditionFailure("MPSC.send got .full although it may wait")
@@ -77,21 +152,25 @@ extension MPSC {
             case .sent: return
             case .closed: throw SendError(value)
             case .cancelled: throw CancellationError()
-            case .reserved: preconditionFailure("MPSC.send waiter with a value was resumed as a reservation")
+            case .reserved, .reservedInSpill:
+                preconditionFailure("MPSC.send waiter with a value was resumed as a reservation")
             }
         }
 
-        /// Waits until a slot is free and the reservation is ours.
+        /// Waits until a slot is free and the reservation is ours. Returns whether the slot is beyond the ring.
         @inlinable
-        func reserve() async throws {
+        func reserve() async throws -> Bool {
+            if self.canReserveInRing && self.lane.tryAcquire() { return false }
             let id: UInt64
             switch self.state.withLock({ $0.reserve() }) {
-            case .reserved: return
+            case .reserved(let inSpill): return inSpill
             case .closed: throw ClosedError()
+            case .full: preconditionFailure("MPSC.reserve got .full although it may wait")
             case .suspend(let waiterID): id = waiterID
             }
             switch await self.waitForSlot(id: id, value: nil) {
-            case .reserved: return
+            case .reserved: return false
+            case .reservedInSpill: return true
             case .closed: throw ClosedError()
             case .cancelled: throw CancellationError()
             case .sent: preconditionFailure("MPSC.reserve waiter was resumed as a send")
@@ -99,32 +178,22 @@ extension MPSC {
         }
 
         @inlinable
-        func tryReserve() -> Result<Void, TrySendError<Void>> {
-            let total = self.handedOut.load(ordering: .sequentiallyConsistent)
-            return self.state.withLock { state -> Result<Void, TrySendError<Void>> in
-                if state.isClosedForSending { return .failure(.closed(())) }
-                state.applyHandedOut(total)
-                // A reserve that would have to wait gets an id it never uses; ids only need to be unique.
-                if case .reserved = state.reserve() { return .success(()) }
-                return .failure(.full(()))
+        func tryReserve() -> Result<Bool, TrySendError<Void>> {
+            if self.canReserveInRing && self.lane.tryAcquire() { return .success(false) }
+            switch self.state.withLock({ $0.reserve(mayWait: false) }) {
+            case .reserved(let inSpill): return .success(inSpill)
+            case .full, .suspend: return .failure(.full(()))
+            case .closed: return .failure(.closed(()))
             }
         }
 
         @inlinable
         func waitForSlot(id: UInt64, value: Element?) async -> SendOutcome {
             await suspend { continuation in
-                let (action, receiver) = self.state.withLock {
-                    // About to wait: first make sure the receiver has not freed slots we do not know of yet.
-                    self.sendersWaiting.store(true, ordering: .sequentiallyConsistent)
-                    $0.applyHandedOut(self.handedOut.load(ordering: .sequentiallyConsistent))
-                    return $0.sendSuspended(
-                        id: id,
-                        value: value,
-                        continuation: continuation,
-                        isCancelled: Task.isCancelled
-                    )
+                let (action, wakeups) = self.state.withLock {
+                    $0.sendSuspended(id: id, value: value, continuation: continuation, isCancelled: Task.isCancelled)
                 }
-                receiver?.resume()
+                if !wakeups.isEmpty { self.settled(wakeups) }
                 if case .resume(let sender) = action { sender.resume() }
             } onCancel: {
                 self.state.withLock { $0.sendCancelled(id: id) }?.resume()
@@ -132,138 +201,162 @@ extension MPSC {
         }
 
         @inlinable
-        func permitSend(_ value: Element) -> Result<Void, SendError<Element>> {
-            switch self.state.withLock({ $0.permitSend(value) }) {
-            case .delivered(let stored, let wakeups):
-                if stored { self.arrival.notify() }
-                wakeups.resumeAll()
+        func permitSend(_ value: Element, inSpill: Bool) -> Result<Void, SendError<Element>> {
+            // In a channel that cannot spill, a permit writes straight into its ring slot, unless the receiver is
+            // gone (in one that can, permits are counted under the lock). A value written just as the receiver goes
+            // stays in the ring until the channel is freed, as if sent just before.
+            if !inSpill && self.canReserveInRing
+                && self.lane.permits.pointee.load(ordering: .relaxed) & Lane.goneBit == 0
+            {
+                self.write(value)
+                return .success(())
+            }
+            switch self.state.withLock({ $0.permitSend(value, inSpill: inSpill) }) {
+            case .delivered(let wakeups):
+                self.settled(wakeups)
                 return .success(())
             case .closed: return .failure(SendError(value))
             }
         }
 
         @inlinable
-        func permitDropped() {
-            self.state.withLock { $0.permitDropped() }.resumeAll()
+        func permitDropped(inSpill: Bool) {
+            if !inSpill && self.canReserveInRing {
+                self.releasedPermit()
+            } else {
+                self.settled(self.state.withLock { $0.permitDropped(inSpill: inSpill) })
+            }
         }
 
         // MARK: Receiving
 
         @inlinable
         func tryReceive() -> Result<Element, TryRecvError> {
+            if let value = self.lane.pop() {
+                self.took()
+                return .success(value)
+            }
             switch self.state.withLock({ $0.receive(mayWait: false) }) {
-            case .value(let value, let sender):
-                sender?.resume()
+            case .value(let value, let wakeups):
+                self.settled(wakeups)
                 return .success(value)
             case .finished: return .failure(.disconnected)
             case .empty, .suspend: return .failure(.empty)
             }
         }
 
-        @inlinable
+        /// Always inlined fast path, out-of-line slow path: see ``send(_:)``.
+        @inlinable @inline(__always)
         func receive() async throws(CancellationError) -> Element? {
+            if let value = self.lane.pop() {
+                self.took()
+                return value
+            }
+            return try await self.receiveSlowly()
+        }
+
+        @inlinable @inline(never)
+        func receiveSlowly() async throws(CancellationError) -> Element? {
             var spun = false
             while true {
+                if let value = self.lane.pop() {
+                    self.took()
+                    return value
+                }
+                let id: UInt64
                 switch self.state.withLock({ $0.receive(mayWait: true) }) {
-                case .value(let value, let sender):
-                    sender?.resume()
+                case .value(let value, let wakeups):
+                    self.settled(wakeups)
                     return value
                 case .finished: return nil
                 case .empty: preconditionFailure("MPSC.recv got .empty although it may wait")
-                case .suspend(let id):
-                    // Spin once for the next value before parking; the second miss parks.
-                    if !spun && self.arrival.spin() {
-                        spun = true
-                        continue
-                    }
-                    return try await self.waitForValue(id: id)
+                case .suspend(let waiterID): id = waiterID
+                }
+                // Spin once for the next value before parking; the second miss parks.
+                if !spun && self.spin.wait(on: self.lane) {
+                    spun = true
+                    continue
+                }
+                switch await self.waitForValue(id: id) {
+                case .ready: spun = false
+                case .closed: return nil
+                case .cancelled: throw CancellationError()
                 }
             }
         }
 
-        @inlinable
-        func receive(
+        /// Appends up to `limit` values, waiting only while there are none; returns false once the channel ended.
+        /// Always inlined fast path, out-of-line slow path: see ``send(_:)``.
+        @inlinable @inline(__always)
+        func receive(upTo limit: Int, into values: inout [Element]) async throws(CancellationError) -> Bool {
+            let taken = self.lane.pop(upTo: limit, into: &values)
+            if taken > 0 && (taken == limit || self.lane.attentionWord & Lane.spilledBit == 0) {
+                self.took()
+                return true
+            }
+            return try await self.receiveSlowly(upTo: limit, alreadyTaken: taken, into: &values)
+        }
+
+        @inlinable @inline(never)
+        func receiveSlowly(
             upTo limit: Int,
-            into values: inout [Element],
-            hold: Bool = false
+            alreadyTaken: Int,
+            into values: inout [Element]
         ) async throws(CancellationError) -> Bool {
-            var id: UInt64 = 0
-            var spun = false
-            // A batch for `recv()` first settles the previous batch's slots (its values are all handed out).
-            let total = hold ? self.handedOut.load(ordering: .relaxed) : 0
-            while true {
-                let action = self.state.withLock {
-                    if hold { $0.applyHandedOut(total) }
-                    return $0.receive(upTo: limit, into: &values, hold: hold)
+            if alreadyTaken > 0 {
+                self.took()
+                // Spilled values are ready too: top the batch up from the spill under the lock.
+                if case .values(let wakeups) = self.state.withLock({
+                    $0.receive(upTo: limit - alreadyTaken, into: &values)
+                }) {
+                    self.settled(wakeups)
                 }
-                switch action {
+                return true
+            }
+            var spun = false
+            while true {
+                let taken = self.lane.pop(upTo: limit, into: &values)
+                if taken > 0 {
+                    self.took()
+                    // Spilled values are ready too: top the batch up from the spill under the lock.
+                    if taken < limit && self.lane.attentionWord & Lane.spilledBit != 0,
+                        case .values(let wakeups) = self.state.withLock({
+                            $0.receive(upTo: limit - taken, into: &values)
+                        })
+                    {
+                        self.settled(wakeups)
+                    }
+                    return true
+                }
+                let id: UInt64
+                switch self.state.withLock({ $0.receive(upTo: limit, into: &values) }) {
                 case .values(let wakeups):
-                    wakeups.resumeAll()
+                    self.settled(wakeups)
                     return true
                 case .finished: return false
                 case .suspend(let waiterID): id = waiterID
                 }
-                // Spin once for the next value before parking; the second miss parks.
-                guard !spun && self.arrival.spin() else { break }
-                spun = true
+                if !spun && self.spin.wait(on: self.lane) {
+                    spun = true
+                    continue
+                }
+                switch await self.waitForValue(id: id) {
+                case .ready: spun = false
+                case .closed: return false
+                case .cancelled: throw CancellationError()
+                }
             }
-            // Wait for the first value, then take whatever else arrived with it without waiting again.
-            guard let first = try await self.waitForValue(id: id) else { return false }
-            values.append(first)
-            if limit > 1 || hold {
-                self.state.withLock { state -> Wakeups in
-                    if hold { state.holdDelivered() }
-                    guard limit > 1 else { return Wakeups() }
-                    switch state.receive(upTo: limit - 1, into: &values, hold: hold) {
-                    case .values(let wakeups): return wakeups
-                    case .finished, .suspend: return Wakeups()
-                    }
-                }.resumeAll()
-            }
-            return true
-        }
-
-        /// The receiver handed out batch values (running total `total`, already published). If senders wait, free
-        /// the slots now and admit them; otherwise the next sender that finds the channel full does it.
-        @inlinable
-        func receiverHandedOut(total: UInt64) {
-            guard self.sendersWaiting.load(ordering: .sequentiallyConsistent) else { return }
-            self.state.withLock { state -> Wakeups in
-                let wakeups = state.receiverHandedOut(total: total)
-                if !state.hasWaitingSenders { self.sendersWaiting.store(false, ordering: .relaxed) }
-                return wakeups
-            }.resumeAll()
-        }
-
-        /// Takes up to `limit` buffered values without waiting; returns how many it appended.
-        @inlinable
-        func tryReceive(upTo limit: Int, into values: inout [Element]) -> Int {
-            let before = values.count
-            let wakeups = self.state.withLock { state -> Wakeups in
-                if case .values(let wakeups) = state.receive(upTo: limit, into: &values) { return wakeups }
-                return Wakeups()
-            }
-            wakeups.resumeAll()
-            return values.count - before
         }
 
         @inlinable
-        func waitForValue(id: UInt64) async throws(CancellationError) -> Element? {
-            let outcome: ReceiveOutcome = await suspend { continuation in
+        func waitForValue(id: UInt64) async -> ReceiveOutcome {
+            await suspend { continuation in
                 let action = self.state.withLock {
                     $0.receiveSuspended(id: id, continuation: continuation, isCancelled: Task.isCancelled)
                 }
-                if case .resume(let (receiver, sender)) = action {
-                    sender?.resume()
-                    receiver.resume()
-                }
+                if case .resume(let receiver) = action { receiver.resume() }
             } onCancel: {
                 self.state.withLock { $0.receiveCancelled(id: id) }?.resume()
-            }
-            switch outcome {
-            case .value(let value): return value
-            case .closed: return nil
-            case .cancelled: throw CancellationError()
             }
         }
 
@@ -271,12 +364,12 @@ extension MPSC {
 
         @inlinable
         func sendersDropped() {
-            self.state.withLock { $0.sendersDropped() }.resumeAll()
+            self.settled(self.state.withLock { $0.sendersDropped() })
         }
 
         @inlinable
         func close() {
-            self.state.withLock { $0.receiverClosed() }.resumeAll()
+            self.settled(self.state.withLock { $0.receiverClosed() })
         }
 
         @inlinable

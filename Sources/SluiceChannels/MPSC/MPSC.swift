@@ -10,7 +10,13 @@
 ///   producer, since memory grows with the backlog.
 ///
 /// Values from one sender arrive in the order that sender sent them. Sending a value and receiving it
-/// allocates nothing when nobody has to wait.
+/// allocates nothing when nobody has to wait, and takes no lock when the channel has room and nobody waits.
+///
+/// ## Memory
+///
+/// A channel allocates its ring when it is created: `capacity` slots (at least 2, rounded up to a power of two), at
+/// most 1,024. An unbounded channel, or a bounded one with more slots, keeps further values in a buffer that grows
+/// with the backlog.
 ///
 /// ## Disconnection
 ///
@@ -48,6 +54,13 @@ public enum MPSC<Element: Sendable> {
     @inlinable
     public static func unboundedChannel() -> (sender: Sender, receiver: Receiver) {
         let storage = Storage(capacity: nil)
+        return (Sender(storage: storage), Receiver(storage: storage))
+    }
+
+    /// A channel whose ring has at most `ringLimit` slots, so that tests reach the spill (values beyond the ring)
+    /// with a handful of values. `capacity` `nil` is unbounded.
+    static func channel(capacity: Int?, ringLimit: Int) -> (sender: Sender, receiver: Receiver) {
+        let storage = Storage(capacity: capacity, ringLimit: ringLimit)
         return (Sender(storage: storage), Receiver(storage: storage))
     }
 
