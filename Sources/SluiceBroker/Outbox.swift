@@ -57,7 +57,9 @@ final class Outbox: Sendable {
     init(limit: Int, capacity: Int = 4_096) {
         self.limit = max(limit, 1_024)
         self.minimumCost = max(1, self.limit / capacity)
-        (self.sender, self.receiver) = MPSC<Item>.channel(capacity: capacity + 1)  // + 1: the last frame
+        // + 1: the last frame. A small lock-free ring (bursts beyond it wait in the channel's spill): an idle
+        // connection should not hold a 1,024-slot ring.
+        (self.sender, self.receiver) = MPSC<Item>.channel(capacity: capacity + 1, ringLimit: 8)
         self.creditLimit = self.limit / 2
         self.credit = AsyncSemaphore(permits: self.creditLimit)
     }

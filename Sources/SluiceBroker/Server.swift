@@ -80,13 +80,14 @@ public enum Server {
                 sessions.withLock { $0[session.id] = session }
                 broker.stats.connections.wrappingAdd(1, ordering: .relaxed)
                 broker.stats.connectionsTotal.add()
-                Task(executorPreference: stream.loop) {
+                let task = Task(executorPreference: stream.loop) {
                     await session.run()
                     sessions.withLock { $0[session.id] = nil }
                     broker.stats.connections.wrappingSubtract(1, ordering: .relaxed)
                     limit.release(1)
                     _ = endedSender.trySend(session.id)
                 }
+                session.closer.attach(reader: task, stream: stream, outbox: session.outbox)
             }
         }
         let sweeper = Task(executorPreference: listener.loop) {

@@ -263,7 +263,7 @@ struct Reader {
         guard !self.pendingPublishes.isEmpty else { return }
         self.broker.subjects.publish(self.pendingPublishes[...])
         self.broker.stats.published.add(UInt64(self.pendingPublishes.count))
-        self.pendingPublishes.removeAll(keepingCapacity: true)
+        self.pendingPublishes.removeAll(keepingCapacity: self.pendingPublishes.count <= 8)
     }
 
     private mutating func subscribe(_ subscribe: Frame.Subscribe) async throws {
@@ -316,10 +316,9 @@ struct Reader {
         stats: Stats
     ) async {
         var batch: [Delivery] = []
-        batch.reserveCapacity(Reader.forwardBatch)
         while true {
             do {
-                batch.removeAll(keepingCapacity: true)
+                batch.removeAll(keepingCapacity: batch.count <= 8)  // an idle subscription keeps a few slots at most
                 _ = try await receiver.recv(upTo: Reader.forwardBatch, into: &batch)
                 try await outbox.deliver(
                     batch.map { delivery in

@@ -51,15 +51,18 @@ final class Session: Sendable {
     var log: Log { self.broker.log }
     var configuration: Configuration { self.broker.configuration }
 
-    /// Serves the connection until it ends; returns after the socket is closed.
+    /// Serves the connection until it ends; returns after the socket is closed. Run it in a task attached to
+    /// ``closer`` (``SessionCloser/attach(reader:stream:outbox:)``), which cancels it to end the connection.
     func run() async {
         let loop = self.stream.loop
         let peer = self.stream.peer.map { $0.description } ?? "?"
         self.log(.debug, "conn.open", ["id": self.id, "peer": peer])
         let writer = Task(executorPreference: loop) { await self.runWriter() }
-        let reader = Task(executorPreference: loop) { await self.runReader() }
-        self.closer.attach(reader: reader, stream: self.stream, outbox: self.outbox)
-        await reader.value
+        // The reader runs in this task (the server attaches it to the closer, which cancels it to end the
+        // connection): one task fewer per connection. What follows it does not depend on cancellation: the last
+        // frame goes into an outbox that has room (or is dropped for a client that stopped reading, which the
+        // grace period then cuts), and awaiting the writer is not cancellable.
+        await self.runReader()
         let reason = self.closer.reason ?? .endOfStream
         await self.outbox.finish(with: reason.lastFrame)
         await writer.value
@@ -85,13 +88,13 @@ final class Session: Sendable {
     // MARK: - Writer
 
     private func runWriter() async {
+        // Grows with the batches and shrinks back after a big one: an idle connection keeps a few slots at most.
         var batch: [Outbox.Item] = []
-        batch.reserveCapacity(256)
         // Small to start: an idle connection should hold little (see the memory bar in DESIGN.md); it grows with
         // the batches and is given back after a large one.
         var encoder = FrameEncoder(reservingCapacity: 256)
         while true {
-            batch.removeAll(keepingCapacity: true)
+            batch.removeAll(keepingCapacity: batch.count <= 8)
             guard let count = try? await self.outbox.receiver.recv(upTo: 256, into: &batch), count > 0 else { return }
             var last = false
             for item in batch {

@@ -57,9 +57,12 @@ public enum MPSC<Element: Sendable> {
         return (Sender(storage: storage), Receiver(storage: storage))
     }
 
-    /// A channel whose ring has at most `ringLimit` slots, so that tests reach the spill (values beyond the ring)
-    /// with a handful of values. `capacity` `nil` is unbounded.
-    static func channel(capacity: Int?, ringLimit: Int) -> (sender: Sender, receiver: Receiver) {
+    /// A channel whose lock-free ring has at most `ringLimit` slots; values beyond it wait in the spill (under the
+    /// lock) until the ring has room, so the capacity is unchanged. For channels that are usually nearly empty but
+    /// must allow bursts, where a full 1,024-slot ring allocated up front would cost more than it saves (the
+    /// broker's per-connection outbox), and for tests that reach the spill with a handful of values. `capacity`
+    /// `nil` is unbounded.
+    package static func channel(capacity: Int?, ringLimit: Int) -> (sender: Sender, receiver: Receiver) {
         let storage = Storage(capacity: capacity, ringLimit: ringLimit)
         return (Sender(storage: storage), Receiver(storage: storage))
     }
