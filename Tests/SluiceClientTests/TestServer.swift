@@ -10,34 +10,14 @@ func withTestServer<Result>(
     configure: (inout Configuration) -> Void = { _ in },
     _ body: (SocketAddress) async throws -> Result
 ) async throws -> Result {
-    let group = try EventLoopGroup(count: 1, name: "test-broker")
-    let listener = try TCPListener(bind: SocketAddress(host: "127.0.0.1", port: 0), on: group.loops[0])
-    var configuration = Configuration()
-    configuration.shutdownGrace = .seconds(2)
-    // The cooperative pool is shared with hundreds of other tests: a client may not get to send anything for
-    // seconds, which must not look like a dead client.
-    configuration.helloTimeout = .seconds(120)
-    configuration.idleTimeout = .seconds(120)
-    configure(&configuration)
-    let (stop, stopped) = Watch<Bool>.channel(false)
-    let settings = configuration
-    let server = Task(executorPreference: group.loops[0]) {
-        await Server.run(
-            listener: listener,
-            configuration: settings,
-            shutdown: stopped,
-            loops: group,
-            log: Log(level: .off)
-        )
-    }
+    let (server, group) = try startTestServer(configure: configure)
     let result: Swift.Result<Result, any Error>
     do {
-        result = .success(try await body(listener.localAddress))
+        result = .success(try await body(server.address))
     } catch {
         result = .failure(error)
     }
-    stop.send(true)
-    await server.value
+    await server.shutdown()
     group.shutdown()
     return try result.get()
 }

@@ -6,14 +6,14 @@ extension MPSC {
     /// Why: parking costs a thread wake-up, paid by the *producer* on its critical path (a futex wake through the
     /// global executor, about 10 µs here). With the lock-free lane a consumer drains faster than one producer
     /// fills, so it keeps finding the ring empty; measured with `perf stat` on `sluice-bench channels` 1→1, a short
-    /// spin (``ArrivalSignal``'s ~2 µs) lost the race against the producer's own wake-up work, and the pair settled
+    /// spin (the former `ArrivalSignal`'s ~2 µs) lost the race against the producer's own wake-up work, and the pair settled
     /// into one park and one wake per ~18 values (108,000 context switches for 2,000,000 values). Polling the head
     /// slot's sequence number for longer than a wake-up costs lets the consumer catch the next value instead. The
     /// poll reads one cache line that only changes when a producer writes that slot, so it costs the producers
     /// nothing, and they need no "notify" step.
     ///
     /// Spinning is useless when producer and consumer share a thread (the producer cannot run while we spin), as on
-    /// an event loop, and wasteful on an idle channel. So it is adaptive, like ``ArrivalSignal``: after a few spins
+    /// an event loop, and wasteful on an idle channel. So it is adaptive: after a few spins
     /// in a row that caught nothing it stops, and then probes again once every `probeInterval` parks. The counter
     /// is relaxed: it only decides whether to spin; what is received is decided by the ring.
     @usableFromInline
