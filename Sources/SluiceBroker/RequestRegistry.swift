@@ -20,14 +20,14 @@ enum RequestOutcome: Sendable {
 final class RequestRegistry: Sendable {
     /// One request in flight. A class because `Oneshot.Sender` is noncopyable and dictionary values are not.
     final class Pending: Sendable {
-        let sender: Mutex<Oneshot<RequestOutcome>.Sender?>
+        let sender: Locked<Oneshot<RequestOutcome>.Sender?>
         /// The subscription that was asked.
         let responder: ConsumerKey
         /// The connection that asked.
         let requester: SessionID
 
         init(_ sender: consuming Oneshot<RequestOutcome>.Sender, responder: ConsumerKey, requester: SessionID) {
-            self.sender = Mutex(consume sender)
+            self.sender = Locked(consume sender)
             self.responder = responder
             self.requester = requester
         }

@@ -1,3 +1,4 @@
+import SluiceChannels
 import SluiceIO
 import SluiceWire
 import Synchronization
@@ -59,7 +60,7 @@ final class SessionCloser: Sendable {
         var outbox: Outbox?
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     /// The first reason given, if any.
     var reason: CloseReason? { self.state.withLock { $0.reason } }

@@ -68,7 +68,7 @@ final class WorkQueue: Sendable {
     private let wake: Watch<UInt64>.Sender
     private let ids: DeliveryIDs
     private let stats: Stats
-    private let dispatcher = Mutex<Task<Void, Never>?>(nil)
+    private let dispatcher = Locked<Task<Void, Never>?>(nil)
 
     init(name: String, capacity: Int, ids: DeliveryIDs, stats: Stats) {
         self.name = name

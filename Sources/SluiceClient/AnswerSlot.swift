@@ -14,14 +14,14 @@ typealias Answer = Result<Frame, SluiceError>
 /// the three possible resolvers (answer, connection end, timeout) race safely.
 final class AnswerSlot: Sendable {
     /// The sending half until the first ``resolve(_:)`` takes it.
-    private let sender: Mutex<Oneshot<Answer>.Sender?>
+    private let sender: Locked<Oneshot<Answer>.Sender?>
     /// The caller awaits this.
     private let receiver: Oneshot<Answer>.Receiver
 
     init() {
         let channel = Oneshot<Answer>.channel()
         self.receiver = channel.receiver
-        self.sender = Mutex(channel.sender)
+        self.sender = Locked(channel.sender)
     }
 
     /// Delivers `answer` if nothing was delivered yet; otherwise does nothing.

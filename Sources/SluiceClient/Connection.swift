@@ -30,11 +30,11 @@ final class Connection: Sendable {
     /// The writer's end of `outbound`; ``finish(_:)`` closes it so that sends fail once the connection is over.
     private let outboundReceiver: MPSC<Frame>.Receiver
     /// Everything callers and the reader share.
-    private let state = Mutex(State())
+    private let state = Locked(State())
     /// Resolved by the reader with the first frame (WELCOME or ERROR), or by ``finish(_:)``.
     let handshake = AnswerSlot()
     /// The reader and writer tasks, for ``close(timeout:)`` and ``abort()``.
-    private let tasks = Mutex<(reader: Task<Void, Never>?, writer: Task<Void, Never>?)>((nil, nil))
+    private let tasks = Locked<(reader: Task<Void, Never>?, writer: Task<Void, Never>?)>((nil, nil))
 
     /// Frames the writer may hold queued before callers wait.
     static let outboundCapacity = 1_024

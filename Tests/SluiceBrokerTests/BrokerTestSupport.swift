@@ -123,8 +123,8 @@ final class RawClient: Sendable {
         self.stream.close()
     }
 
-    static func connect(to address: SocketAddress) async throws -> RawClient {
-        RawClient(stream: try await TCPStream.connect(to: address, on: testLoops.next()))
+    static func connect(to address: SocketAddress, on loop: EventLoop? = nil) async throws -> RawClient {
+        RawClient(stream: try await TCPStream.connect(to: address, on: loop ?? testLoops.next()))
     }
 
     /// A fresh request id.
@@ -220,7 +220,7 @@ extension Frame {
 
 /// A value tasks share in tests.
 final class Shared<Value: Sendable>: Sendable {
-    private let mutex: Mutex<Value>
-    init(_ value: Value) { self.mutex = Mutex(value) }
+    private let mutex: Locked<Value>
+    init(_ value: Value) { self.mutex = Locked(value) }
     func withLock<Result: Sendable>(_ body: (inout Value) -> Result) -> Result { self.mutex.withLock { body(&$0) } }
 }
