@@ -183,8 +183,8 @@ struct LimitTests {
         let silent = try await server.client()
         // The lively client answers every PING from an event loop of its own: the shared loops and the cooperative
         // pool may be busy with other tests (under ThreadSanitizer, for seconds) for longer than the timeout.
+        // (Shut down only after the client is closed, at the end: closing a stream deregisters it from its loop.)
         let livelyLoop = try EventLoop(name: "lively")
-        defer { livelyLoop.shutdown() }
         let lively = try await RawClient.connect(to: server.address, on: livelyLoop)
         try await lively.send(.hello(Frame.Hello(clientName: "lively")))
         guard case .welcome = try await lively.next() else {
@@ -201,7 +201,9 @@ struct LimitTests {
         try await Task.sleep(for: .seconds(3))
         try await lively.send(.stats(requestID: 1))
         answering.cancel()
+        lively.close()
         await server.shutdown()
+        livelyLoop.shutdown()
     }
 
     @Test("a connection that sends no HELLO in time is closed")

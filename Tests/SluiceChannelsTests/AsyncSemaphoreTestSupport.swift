@@ -38,7 +38,7 @@ enum AsyncSemaphoreTestSupport {
 
     /// Records events from many tasks, in the order they happened.
     final class Recorder: Sendable {
-        private let events = Mutex<[String]>([])
+        private let events = Locked<[String]>([])
 
         func record(_ event: String) { self.events.withLock { $0.append(event) } }
         var all: [String] { self.events.withLock { $0 } }

@@ -64,8 +64,8 @@ struct OneshotStressTests {
 
     /// The one place that holds a receiver, so that a task can drop it at a chosen moment.
     final class ReceiverSlot: Sendable {
-        private let slot: Mutex<Oneshot<Token>.Receiver?>
-        init(_ receiver: Oneshot<Token>.Receiver) { self.slot = Mutex(receiver) }
+        private let slot: Locked<Oneshot<Token>.Receiver?>
+        init(_ receiver: Oneshot<Token>.Receiver) { self.slot = Locked(receiver) }
         var receiver: Oneshot<Token>.Receiver? { self.slot.withLock { $0 } }
         func drop() { _ = self.slot.withLock { $0.take() } }
     }

@@ -31,8 +31,8 @@ struct OneshotTests {
     /// A sender moved into a `Sendable` holder, so that another task can take it and send (a `Task` closure can
     /// only borrow a captured noncopyable value).
     final class SenderHolder<Value: Sendable>: Sendable {
-        private let slot: Mutex<Oneshot<Value>.Sender?>
-        init(_ sender: consuming Oneshot<Value>.Sender) { self.slot = Mutex(sender) }
+        private let slot: Locked<Oneshot<Value>.Sender?>
+        init(_ sender: consuming Oneshot<Value>.Sender) { self.slot = Locked(sender) }
         func take() -> Oneshot<Value>.Sender? { self.slot.withLock { $0.take() } }
     }
 

@@ -1,4 +1,5 @@
 import Synchronization
+import SluiceChannels
 import Testing
 
 /// Helpers shared by the Watch and Oneshot tests. Namespaced so they cannot collide with other suites' helpers.
@@ -21,7 +22,7 @@ enum WatchOneshotTestSupport {
 
     /// Where ``parkTasks(_:of:)`` collects continuations, by task index.
     final class Parking<Outcome: Sendable>: Sendable {
-        let table = Mutex<[Int: UnsafeContinuation<Outcome, Never>]>([:])
+        let table = Locked<[Int: UnsafeContinuation<Outcome, Never>]>([:])
     }
 
     /// Yields `count` times: a "slow" task in the stress tests.
