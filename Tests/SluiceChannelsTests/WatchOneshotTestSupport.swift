@@ -1,5 +1,5 @@
-import Synchronization
 import SluiceChannels
+import Synchronization
 import Testing
 
 /// Helpers shared by the Watch and Oneshot tests. Namespaced so they cannot collide with other suites' helpers.
