@@ -194,6 +194,28 @@ struct MPSCFastLaneTests {
         #expect(machine.lane.isIdle)
     }
 
+    @Test("a reservation never takes a ring slot that spilled values wait for, even with the spill past its share")
+    func reservationDoesNotTakeSpilledValuesSlot() {
+        // Given a channel of 8 whose ring has 3 slots (the spill's share is 5), full: 3 values in the ring, 5 spilled
+        var machine = MPSCMachine(capacity: 8, ringLimit: 3)
+        for value in 1...8 { #expect(machine.send(value, mayWait: false).kind == "stored") }
+        // And the state a consumer racing a spill decision leaves behind (it took a value between the lock's refill
+        // and its count of the room, so the value spilled though the ring had a slot): 2 in the ring, 6 spilled
+        #expect(machine.lane.pop() == 1)
+        machine.spill.append(9)
+        #expect(machine.count == 8)
+        // When a reservation comes: the freed slot belongs to the spill's head, and the channel is full
+        #expect(machine.reserve(mayWait: false).kind == "full")
+        #expect(machine.count == 8)
+        #expect(machine.lane.ringPermits - Lane.freeSlots(machine.lane.word) == 3, "the slot went to value 4")
+        // Then the values still come out in order, and a reservation fits once one leaves
+        #expect(machine.receive(mayWait: false).value == 2)
+        #expect(machine.reserve(mayWait: false).inSpill == true)
+        var values: [Int] = []
+        while case .value(let value, _) = machine.receive(mayWait: false) { values.append(value) }
+        #expect(values == [3, 4, 5, 6, 7, 8, 9])
+    }
+
     @Test("values left in the ring are destroyed exactly once when the channel is freed")
     func ringDestroysLeftValues() {
         let counter = DeinitCounter()

@@ -209,6 +209,10 @@ extension MPSC {
 
         /// Puts `value` into the ring if it has a free slot and nothing is spilled, else into the spill if the
         /// channel has room. Returns false, keeping nothing, when it is full.
+        ///
+        /// Before counting the spill's room, the spilled flag goes up: from then on no fast path takes a ring permit.
+        /// Otherwise a slot a consumer freed in between would be counted as room for the spill and then taken by a
+        /// fast send as well, one value beyond the capacity (found by the spill stress test under load).
         @inlinable
         mutating func enqueue(_ value: Element) -> Bool {
             self.refill()
@@ -216,9 +220,22 @@ extension MPSC {
                 self.lane.write(value)
                 return true
             }
-            guard self.spillHasRoom else { return false }
+            guard self.canSpill else { return false }
+            if self.spill.isEmpty {
+                self.lane.setFlags(Lane.spilledBit)
+                // A slot freed before the flag went up: the ring takes the value (nothing is spilled, so the order
+                // holds).
+                if self.lane.acquireLocked(pastSpill: true) {
+                    self.lane.write(value)
+                    self.lane.clearFlags(Lane.spilledBit)
+                    return true
+                }
+            }
+            guard self.spillHasRoom else {
+                if self.spill.isEmpty { self.lane.clearFlags(Lane.spilledBit) }
+                return false
+            }
             self.spill.append(value)
-            self.lane.setFlags(Lane.spilledBit)
             return true
         }
 
@@ -229,8 +246,13 @@ extension MPSC {
         @inlinable
         mutating func reserveSlot() -> Bool? {
             guard self.canSpill else { return self.lane.acquireLocked() ? false : nil }
+            // Slots freed while values wait in the spill are theirs: move them first, then decide. A ring permit is
+            // taken only while nothing is spilled (the spill may hold more than its share, and taking a slot its
+            // values wait for would exceed the capacity; found by the spill stress test). After the refill, a
+            // non-empty spill means a full ring, so the share alone tells whether there is room.
+            self.refill()
             if let capacity = self.capacity, self.spill.count + self.spillReserved >= capacity - self.lane.ringPermits {
-                guard self.lane.acquireLocked(pastSpill: true) else { return nil }
+                guard self.lane.acquireLocked() else { return nil }
                 self.ringReserved += 1
                 return false
             }
