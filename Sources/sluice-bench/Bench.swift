@@ -13,9 +13,11 @@ struct Bench {
                                                (N values per workload, default 2000000; median of R runs, default 1)
           locks [--count N]                    the floor under cross-thread channels: a bounded ring between two
                                                threads under Mutex, a spinlock, and lock-free (default N 20000000)
-          echo [--seconds S] [--roundtrips N]  SluiceIO echo server against a plain epoll loop and against the same
-                                               code on the global executor (default 5 s, 20000 round trips)
-          echo-server --port P [--variant loop|global|epoll]
+          echo [--seconds S] [--roundtrips N] [--loops L]
+                                               SluiceIO echo server against a plain epoll loop and against the same
+                                               code on the global executor (default 5 s, 20000 round trips; L event
+                                               loops, default 1, like the floor's one thread)
+          echo-server --port P [--variant loop|global|epoll] [--loops L]
                                                one echo server until killed (prints port=N; P may be 0)
           alloc-check [--count N]              steady-state send/receive with no waiting; run under valgrind to
                                                count allocations (see docs/BENCHMARKS.md)
@@ -43,14 +45,25 @@ struct Bench {
                     let options = try Options(arguments, defaults: ["count": "20000000"])
                     LockFloors(count: try options.int("count")).run()
                 case "echo":
-                    let options = try Options(arguments, defaults: ["seconds": "5", "roundtrips": "20000"])
-                    try EchoBenchmark(seconds: options.int("seconds"), roundTrips: options.int("roundtrips")).run()
+                    let options = try Options(
+                        arguments,
+                        defaults: ["seconds": "5", "roundtrips": "20000", "loops": "1"]
+                    )
+                    try EchoBenchmark(
+                        seconds: options.int("seconds"),
+                        roundTrips: options.int("roundtrips"),
+                        loops: options.int("loops")
+                    ).run()
                 case "echo-server":
-                    let options = try Options(arguments, defaults: ["port": "7421", "variant": "loop"])
+                    let options = try Options(arguments, defaults: ["port": "7421", "variant": "loop", "loops": "1"])
                     guard let port = UInt16(exactly: try options.int("port", allowZero: true)) else {
                         throw Options.Failure(message: "--port needs a number from 0 to 65535")
                     }
-                    try await EchoServer.run(port: port, variant: options.string("variant") ?? "loop")
+                    try await EchoServer.run(
+                        port: port,
+                        variant: options.string("variant") ?? "loop",
+                        loops: options.int("loops")
+                    )
                 case "alloc-check":
                     let options = try Options(arguments, defaults: ["count": "100000"])
                     try await AllocationCheck(count: options.int("count")).run()

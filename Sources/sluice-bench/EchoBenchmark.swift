@@ -10,6 +10,9 @@ import Glibc
 struct EchoBenchmark {
     let seconds: Int
     let roundTrips: Int
+    /// Event loops of the SluiceIO servers: 1 by default, like the floor's one thread (the client takes the other
+    /// core of a 2-core machine).
+    let loops: Int
     let window = 32
     let messageSize = 64
 
@@ -27,12 +30,12 @@ struct EchoBenchmark {
             "global": "SluiceIO, tasks on the global executor",
         ]
         print(
-            "sluice-bench echo: \(self.messageSize)-byte messages, \(self.window) in flight per connection, \(self.seconds) s per run\n"
+            "sluice-bench echo: \(self.messageSize)-byte messages, \(self.window) in flight per connection, \(self.seconds) s per run, SluiceIO on \(self.loops) event loop(s)\n"
         )
         var rows: [Row] = []
         var latencies: [String: (p50: Double, p99: Double)] = [:]
         for variant in variants {
-            let server = try ServerProcess(variant: variant)
+            let server = try ServerProcess(variant: variant, loops: self.loops)
             defer { server.stop() }
             for connections in [1, 50] {
                 let before = server.cpuNanoseconds()
@@ -174,14 +177,14 @@ final class ServerProcess {
     let pid: pid_t
     let port: UInt16
 
-    init(variant: String) throws {
+    init(variant: String, loops: Int) throws {
         var pipeFDs: [Int32] = [0, 0]
         guard pipe(&pipeFDs) == 0 else { throw BenchmarkFailure(description: "pipe failed") }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 1)
         posix_spawn_file_actions_addclose(&actions, pipeFDs[0])
-        let arguments = ["sluice-bench", "echo-server", "--port", "0", "--variant", variant]
+        let arguments = ["sluice-bench", "echo-server", "--port", "0", "--variant", variant, "--loops", "\(loops)"]
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
         var pid: pid_t = 0

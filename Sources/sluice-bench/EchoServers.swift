@@ -11,10 +11,10 @@ import SluiceIO
 ///
 /// Prints `port=N` on stdout once listening, so a parent can use port 0.
 enum EchoServer {
-    static func run(port: UInt16, variant: String) async throws {
+    static func run(port: UInt16, variant: String, loops: Int) async throws {
         switch variant {
         case "loop", "global":
-            let group = try EventLoopGroup()
+            let group = try EventLoopGroup(count: loops)
             let listener = try TCPListener(bind: SocketAddress(host: "127.0.0.1", port: port), on: group.next())
             announce(listener.localAddress.port)
             let onLoop = variant == "loop"

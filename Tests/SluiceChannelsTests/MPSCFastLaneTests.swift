@@ -1,3 +1,4 @@
+import Synchronization
 import Testing
 
 @testable import SluiceChannels
@@ -214,6 +215,34 @@ struct MPSCFastLaneTests {
         var values: [Int] = []
         while case .value(let value, _) = machine.receive(mayWait: false) { values.append(value) }
         #expect(values == [3, 4, 5, 6, 7, 8, 9])
+    }
+
+    @Test("a batch receive waits for more only while waiting pays, and probes again now and then")
+    func lingerIsAdaptive() {
+        let lane = Lane(ringPermits: 16)
+        let linger = MPSC<Int>.Linger()
+        // Nothing ready: that is the slow path's business, no wait
+        #expect(linger.wait(on: lane) == nil)
+        // One value ready: it waits, and says how many were ready before
+        #expect(lane.tryAcquire())
+        lane.write(1)
+        #expect(linger.wait(on: lane) == 1)
+        // A wait that brought more (a producer wrote meanwhile) keeps waiting on
+        linger.record(readyBefore: 1, taken: 3)
+        #expect(linger.failures.load(ordering: .relaxed) == 0)
+        // Waits that bring nothing (producer and consumer on one thread, or a quiet channel) stop it after four
+        for _ in 0..<MPSC<Int>.Linger.maximumFailures {
+            #expect(linger.wait(on: lane) == 1)
+            linger.record(readyBefore: 1, taken: 1)
+        }
+        var waited = 0
+        for _ in 0..<MPSC<Int>.Linger.probeInterval - 1 where linger.wait(on: lane) != nil { waited += 1 }
+        #expect(waited == 0, "paused")
+        // Then one probe in each interval waits again; if it pays, waiting resumes
+        #expect(linger.wait(on: lane) == 1)
+        linger.record(readyBefore: 1, taken: 2)
+        #expect(linger.wait(on: lane) == 1)
+        #expect(lane.pop() == 1)
     }
 
     @Test("values left in the ring are destroyed exactly once when the channel is freed")

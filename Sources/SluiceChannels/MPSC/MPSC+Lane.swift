@@ -364,6 +364,26 @@ extension MPSC {
             return self.sequences[position & self.mask].load(ordering: .relaxed) == position &+ 1
         }
 
+        /// True if the value `offset` positions past the head has been written. Relaxed: for deciding whether to wait.
+        @inlinable @inline(__always)
+        func hasValue(at offset: Int) -> Bool {
+            let position = self.head.pointee.load(ordering: .relaxed) &+ offset
+            return self.sequences[position & self.mask].load(ordering: .relaxed) == position &+ 1
+        }
+
+        /// How many values from the head on have been written, counting up to `limit`. Relaxed, like ``hasValue(at:)``.
+        @inlinable
+        func readyCount(upTo limit: Int) -> Int {
+            let head = self.head.pointee.load(ordering: .relaxed)
+            var count = 0
+            while count < limit
+                && self.sequences[(head &+ count) & self.mask].load(ordering: .relaxed) == head &+ count &+ 1
+            {
+                count += 1
+            }
+            return count
+        }
+
         /// Positions claimed and not yet taken: values in the ring, plus sends between claiming and writing. Reads
         /// `tail` first, so that a concurrent snapshot never exceeds the ring's permits.
         @inlinable

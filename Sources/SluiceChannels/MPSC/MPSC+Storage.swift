@@ -16,6 +16,8 @@ extension MPSC {
         @usableFromInline let lane: Lane
         /// Lets a receiver about to park poll the ring for the next value instead. See ``Spin`` for why and when.
         @usableFromInline let spin = Spin()
+        /// Lets a batch receive that finds only a few values ready wait a moment for more. See ``Linger``.
+        @usableFromInline let linger = Linger()
 
         @inlinable
         init(capacity: Int?, ringLimit: Int = Lane.ringLimit) {
@@ -289,7 +291,11 @@ extension MPSC {
         /// Always inlined fast path, out-of-line slow path: see ``send(_:)``.
         @inlinable @inline(__always)
         func receive(upTo limit: Int, into values: inout [Element]) async throws(CancellationError) -> Bool {
+            let lingered =
+                limit >= Linger.batch && !self.lane.hasValue(at: Linger.batch - 1)
+                ? self.linger.wait(on: self.lane) : nil
             let taken = self.lane.pop(upTo: limit, into: &values)
+            if let lingered { self.linger.record(readyBefore: lingered, taken: taken) }
             if taken > 0 && (taken == limit || self.lane.attentionWord & Lane.spilledBit == 0) {
                 self.took()
                 return true
