@@ -71,6 +71,11 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
         pthread_detach(self.thread)
     }
 
+    deinit {
+        close(self.epoll)
+        close(self.wakeup)
+    }
+
     // MARK: - TaskExecutor
 
     public func enqueue(_ job: consuming ExecutorJob) {
@@ -176,8 +181,8 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
             }
             self.sleeping.store(false, ordering: .sequentiallyConsistent)
         }
-        close(self.epoll)
-        close(self.wakeup)
+        // The epoll and wake-up descriptors stay open until the loop object goes (`deinit`): streams and listeners
+        // hold the loop and deregister from it when they close, which may be after the loop stopped.
     }
 
     /// One `epoll_wait`; marks readiness on registrations, which resume waiting tasks onto the job queues.

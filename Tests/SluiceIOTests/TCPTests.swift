@@ -52,8 +52,49 @@ struct SplitMix64: RandomNumberGenerator {
     }
 }
 
+/// The descriptors an epoll descriptor of this process watches, from `/proc/self/fdinfo` (`tfd:` lines).
+func watchedDescriptors(ofEpoll epoll: Int32) -> Set<Int32> {
+    let fd = open("/proc/self/fdinfo/\(epoll)", O_RDONLY)
+    guard fd >= 0 else { return [] }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let count = read(fd, &chunk, chunk.count)
+        guard count > 0 else { break }
+        bytes += chunk[0..<count]
+    }
+    var watched: Set<Int32> = []
+    for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") where line.hasPrefix("tfd:") {
+        if let number = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap({
+            Int32($0)
+        }) {
+            watched.insert(number)
+        }
+    }
+    return watched
+}
+
 @Suite("TCP over loopback")
 struct TCPTests {
+    @Test("a stream closed after its loop shut down deregisters from the loop's own epoll descriptor")
+    func closeAfterShutdown() async throws {
+        let loop = try EventLoop(name: "test-loop")
+        let listener = try TCPListener(bind: SocketAddress(host: "127.0.0.1", port: 0), on: loop)
+        let client = try await TCPStream.connect(to: listener.localAddress, on: loop)
+        #expect(watchedDescriptors(ofEpoll: loop.epoll).contains(client.fd))
+        loop.shutdown()
+        // Give the loop's thread time to leave its run loop. It used to close its epoll descriptor there, so a later
+        // deregistration hit a closed descriptor (EBADF, which SluiceIO traps on as a bug) or, once the number was
+        // reused, somebody else's descriptor. The descriptor now lives as long as the loop object.
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(watchedDescriptors(ofEpoll: loop.epoll).contains(client.fd), "still the loop's epoll, still watching")
+        client.close()
+        #expect(!watchedDescriptors(ofEpoll: loop.epoll).contains(client.fd))
+        listener.close()
+        #expect(throws: IOError.self) { try client.descriptor("read") }
+    }
+
     @Test("a message sent to an echo server comes back unchanged")
     func echo() async throws {
         try await withEchoServer { address, loop in
