@@ -16,7 +16,7 @@ final class Broker: Sendable {
     let ids = DeliveryIDs()
     let subjects: SubjectTable
     let queues: QueueTable
-    let keys = KeyStore()
+    let keys: KeyStore
     let requests: RequestRegistry
 
     init(configuration: Configuration, log: Log, executors: @escaping @Sendable () -> (any TaskExecutor)?) {
@@ -25,10 +25,12 @@ final class Broker: Sendable {
         self.subjects = SubjectTable(buffer: configuration.subjectBuffer)
         self.queues = QueueTable(
             capacity: configuration.queueCapacity,
+            limit: configuration.maxQueues,
             ids: self.ids,
             stats: self.stats,
             executors: executors
         )
+        self.keys = KeyStore(limit: configuration.maxKeys)
         self.requests = RequestRegistry(ids: self.ids)
     }
 

@@ -18,6 +18,10 @@ public struct Configuration: Sendable, Equatable {
     public var subjectBuffer = 1_024
     /// Messages a work queue holds before PUSH waits (or fails with `QUEUE_FULL` when it asked not to wait).
     public var queueCapacity = 1_024
+    /// Distinct keys the server keeps; a SET or WATCH of a new key past it gets `LIMIT_REACHED`.
+    public var maxKeys = 100_000
+    /// Distinct work queues the server keeps; a PUSH or CONSUME of a new queue past it gets `LIMIT_REACHED`.
+    public var maxQueues = 10_000
     /// The most unsettled messages one consumer may hold; a CONSUME asking for more credit gets this much.
     public var maxCredit = 1_024
     /// REQUESTs one connection may have waiting at once; the server stops reading it while at the cap.

@@ -93,6 +93,18 @@ public struct DaemonOptions: Sendable, Equatable {
             defaultValue: { size($0.configuration.maxPendingBytes) }
         ) { $0.configuration.maxPendingBytes = try parseSize($1, flag: "max-pending-bytes", in: 4_096...(1 << 32)) },
         Flag(
+            name: "max-keys",
+            placeholder: "N",
+            help: "distinct keys kept; a SET or WATCH of a new key past it gets LIMIT_REACHED",
+            defaultValue: { "\($0.configuration.maxKeys)" }
+        ) { $0.configuration.maxKeys = try parseInteger($1, flag: "max-keys", in: 1...100_000_000) },
+        Flag(
+            name: "max-queues",
+            placeholder: "N",
+            help: "distinct work queues kept; a PUSH or CONSUME of a new queue past it gets LIMIT_REACHED",
+            defaultValue: { "\($0.configuration.maxQueues)" }
+        ) { $0.configuration.maxQueues = try parseInteger($1, flag: "max-queues", in: 1...1_000_000) },
+        Flag(
             name: "subject-buffer",
             placeholder: "N",
             help: "messages buffered per subscribed pattern before LAGGED",

@@ -12,24 +12,32 @@ struct KeyValue: Sendable {
 ///
 /// A watcher holds at most one pending value (the watch channel's latest), so a slow watcher skips intermediate
 /// values and always ends on the newest; nothing grows with the number of SETs. Keys live until the server stops,
-/// as in Redis.
+/// as in Redis; there are at most `limit` of them (`--max-keys`).
 final class KeyStore: Sendable {
     private let keys = Locked<[String: Watch<KeyValue>.Sender]>([:])
+    private let limit: Int
 
-    private func channel(_ key: String) -> Watch<KeyValue>.Sender {
+    init(limit: Int) {
+        self.limit = limit
+    }
+
+    /// The key's channel, created on first use; `nil` if it is new and the store already holds `limit` keys.
+    private func channel(_ key: String) -> Watch<KeyValue>.Sender? {
         self.keys.withLock { keys in
             if let sender = keys[key] { return sender }
+            guard keys.count < self.limit else { return nil }
             let (sender, _) = Watch<KeyValue>.channel(KeyValue())
             keys[key] = sender
             return sender
         }
     }
 
-    /// Stores a new value and returns its revision.
+    /// Stores a new value and returns its revision, or `nil` if the key is new and the store is full.
     @discardableResult
-    func set(_ key: String, headers: Headers, payload: Payload) -> UInt64 {
+    func set(_ key: String, headers: Headers, payload: Payload) -> UInt64? {
+        guard let channel = self.channel(key) else { return nil }
         var revision: UInt64 = 0
-        self.channel(key).sendModify { value in
+        channel.sendModify { value in
             value = KeyValue(revision: value.revision + 1, headers: headers, payload: payload)
             revision = value.revision
         }
@@ -41,9 +49,9 @@ final class KeyStore: Sendable {
         self.keys.withLock { $0[key]?.borrow() } ?? KeyValue()
     }
 
-    /// A receiver that has not yet seen the current value.
-    func watch(_ key: String) -> Watch<KeyValue>.Receiver {
-        self.channel(key).subscribe()
+    /// A receiver that has not yet seen the current value, or `nil` if the key is new and the store is full.
+    func watch(_ key: String) -> Watch<KeyValue>.Receiver? {
+        self.channel(key)?.subscribe()
     }
 
     /// Keys that have been set or watched.

@@ -107,6 +107,11 @@ struct Reader {
         try await self.answer(.error(Frame.ErrorReport(requestID: requestID, code: code, message: message)))
     }
 
+    /// Answers `LIMIT_REACHED`: a new key or queue would pass the server's limit on their number.
+    private func limitReached(_ requestID: UInt32, _ what: String, _ limit: Int) async throws {
+        try await self.fail(requestID, .limitReached, "the server keeps at most \(limit) \(what)")
+    }
+
     /// Ends the connection with a connection-level error.
     private func end(_ reason: CloseReason) throws -> Never {
         self.session.closer.close(reason)
@@ -175,7 +180,10 @@ struct Reader {
             try await self.settle(settle, requeue: true)
         case .set(let set):
             guard try await self.valid(set.key, as: .key, set.requestID) else { return }
-            self.broker.keys.set(set.key, headers: set.headers, payload: set.payload.compacted())
+            guard self.broker.keys.set(set.key, headers: set.headers, payload: set.payload.compacted()) != nil else {
+                try await self.limitReached(set.requestID, "keys", self.session.configuration.maxKeys)
+                return
+            }
             if set.ackWanted { try await self.ok(set.requestID) }
         case .get(let get):
             guard try await self.valid(get.key, as: .key, get.requestID) else { return }
@@ -395,7 +403,10 @@ struct Reader {
 
     private func push(_ push: Frame.Push) async throws {
         guard try await self.valid(push.queue, as: .queue, push.requestID) else { return }
-        let queue = self.broker.queues.queue(push.queue)
+        guard let queue = self.broker.queues.queue(push.queue) else {
+            try await self.limitReached(push.requestID, "queues", self.session.configuration.maxQueues)
+            return
+        }
         let message = QueuedMessage(headers: push.headers, payload: push.payload.compacted())
         if push.noWait {
             if case .failure = queue.sender.trySend(message) {
@@ -428,7 +439,10 @@ struct Reader {
             return
         }
         guard try await self.canSubscribe(consume.subscriptionID, consume.requestID) else { return }
-        let queue = self.broker.queues.queue(consume.queue)
+        guard let queue = self.broker.queues.queue(consume.queue) else {
+            try await self.limitReached(consume.requestID, "queues", self.session.configuration.maxQueues)
+            return
+        }
         self.subscriptions[consume.subscriptionID] = .consumer(queue)
         try await self.ok(consume.requestID)
         queue.addConsumer(key, outbox: self.outbox, closer: self.session.closer, credit: credit)
@@ -456,7 +470,10 @@ struct Reader {
     private mutating func watch(_ watch: Frame.WatchKey) async throws {
         guard try await self.valid(watch.key, as: .key, watch.requestID) else { return }
         guard try await self.canSubscribe(watch.subscriptionID, watch.requestID) else { return }
-        let receiver = self.broker.keys.watch(watch.key)
+        guard let receiver = self.broker.keys.watch(watch.key) else {
+            try await self.limitReached(watch.requestID, "keys", self.session.configuration.maxKeys)
+            return
+        }
         try await self.ok(watch.requestID)
         let forwarder = Task(executorPreference: self.session.stream.loop) { [outbox] in
             // The current value at once, then the newest after each change; waiting for room in the outbox is

@@ -227,25 +227,36 @@ final class DeliveryIDs: Sendable {
 final class QueueTable: Sendable {
     private let queues = Locked<[String: WorkQueue]>([:])
     private let capacity: Int
+    /// The most queues kept (`--max-queues`).
+    private let limit: Int
     private let ids: DeliveryIDs
     private let stats: Stats
     private let executors: @Sendable () -> (any TaskExecutor)?
 
-    init(capacity: Int, ids: DeliveryIDs, stats: Stats, executors: @escaping @Sendable () -> (any TaskExecutor)?) {
+    init(
+        capacity: Int,
+        limit: Int,
+        ids: DeliveryIDs,
+        stats: Stats,
+        executors: @escaping @Sendable () -> (any TaskExecutor)?
+    ) {
         self.capacity = capacity
+        self.limit = limit
         self.ids = ids
         self.stats = stats
         self.executors = executors
     }
 
     /// The queue named `name` (already validated), created if new.
-    func queue(_ name: String) -> WorkQueue {
-        let (queue, isNew) = self.queues.withLock { queues -> (WorkQueue, Bool) in
+    func queue(_ name: String) -> WorkQueue? {
+        let found = self.queues.withLock { queues -> (WorkQueue, Bool)? in
             if let queue = queues[name] { return (queue, false) }
+            guard queues.count < self.limit else { return nil }
             let queue = WorkQueue(name: name, capacity: self.capacity, ids: self.ids, stats: self.stats)
             queues[name] = queue
             return (queue, true)
         }
+        guard let (queue, isNew) = found else { return nil }
         if isNew { queue.start(on: self.executors()) }
         return queue
     }

@@ -79,6 +79,8 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let unknownID = ErrorCode(rawValue: 108)
     /// SUB, CONSUME or WATCH with a subscription id that is already in use on this connection.
     public static let duplicateID = ErrorCode(rawValue: 109)
+    /// SET, WATCH, PUSH or CONSUME would create a key or a queue past the server's limit on their number.
+    public static let limitReached = ErrorCode(rawValue: 110)
 
     /// Every code this version defines, in number order.
     public static let allKnown: [ErrorCode] = [
@@ -86,6 +88,7 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
         .invalidFlags, .helloRequired, .unsupportedVersion, .authenticationFailed, .unexpectedFrame, .idleTimeout,
         .slowConsumer, .tooManyConnections, .shuttingDown, .badSubject, .badName, .notPermitted, .queueFull,
         .noResponders, .responderGone, .timeout, .tooManySubscriptions, .unknownID, .duplicateID,
+        .limitReached,
     ]
 
     /// Whether the side that sends this ERROR closes the connection after it: true for codes below 100.
@@ -119,6 +122,7 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
         case 107: "TOO_MANY_SUBSCRIPTIONS"
         case 108: "UNKNOWN_ID"
         case 109: "DUPLICATE_ID"
+        case 110: "LIMIT_REACHED"
         default: nil
         }
     }

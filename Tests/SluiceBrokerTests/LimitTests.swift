@@ -175,6 +175,49 @@ struct LimitTests {
         await server.shutdown()
     }
 
+    @Test("SET and WATCH of a new key past max keys, PUSH and CONSUME of a new queue past max queues are LIMIT_REACHED")
+    func maxKeysAndQueues() async throws {
+        let server = try TestServer {
+            $0.maxKeys = 2
+            $0.maxQueues = 1
+        }
+        let client = try await server.client()
+        func set(_ id: UInt32, _ key: String) async throws {
+            try await client.send(.set(Frame.SetKey(requestID: id, ackWanted: true, key: key, payload: "v")))
+        }
+        try await set(1, "a")
+        try await client.expectOK(1)
+        try await set(2, "b")
+        try await client.expectOK(2)
+        // A GET of a missing key does not create it
+        try await client.send(.get(Frame.GetKey(requestID: 3, key: "missing")))
+        #expect(try await client.next() == .value(Frame.Value(target: .get(requestID: 3), key: "missing", revision: 0)))
+        try await set(4, "c")
+        try await client.expectError(4, .limitReached)
+        try await client.send(.watch(Frame.WatchKey(requestID: 5, subscriptionID: 5, key: "d")))
+        try await client.expectError(5, .limitReached)
+        // Existing keys still take new values and watchers
+        try await set(6, "a")
+        try await client.expectOK(6)
+        try await client.send(.watch(Frame.WatchKey(requestID: 7, subscriptionID: 7, key: "b")))
+        try await client.expectOK(7)
+        _ = try await client.next()  // the watch's current VALUE
+        // Queues: the first is created, a second is refused, the first still works
+        try await client.send(.push(Frame.Push(requestID: 8, ackWanted: true, queue: "q1", payload: "m1")))
+        try await client.expectOK(8)
+        try await client.send(.push(Frame.Push(requestID: 9, ackWanted: true, queue: "q2", payload: "m2")))
+        try await client.expectError(9, .limitReached)
+        try await client.send(.consume(Frame.Consume(requestID: 10, subscriptionID: 10, credit: 1, queue: "q3")))
+        try await client.expectError(10, .limitReached)
+        try await client.send(.consume(Frame.Consume(requestID: 11, subscriptionID: 11, credit: 1, queue: "q1")))
+        try await client.expectOK(11)
+        #expect(try await client.next().payloadText == "m1")
+        // The connection stayed open throughout
+        try await client.send(.ping)
+        #expect(try await client.next() == .pong)
+        await server.shutdown()
+    }
+
     @Test(
         "a silent client is PINGed at half the idle timeout; one that answers stays, one that does not is closed with IDLE_TIMEOUT"
     )

@@ -43,6 +43,7 @@ class ErrorCode(enum.IntEnum):
     TOO_MANY_SUBSCRIPTIONS = 107
     UNKNOWN_ID = 108
     DUPLICATE_ID = 109
+    LIMIT_REACHED = 110
 
 
 def error_name(code: int) -> str:
@@ -276,6 +277,13 @@ class DuplicateId(SluiceError):
     CODE = 109
 
 
+class LimitReached(SluiceError):
+    """110 LIMIT_REACHED: SET or WATCH of a new key, or PUSH or CONSUME of a new queue, past the server's limit
+    on keys or queues (``--max-keys``, ``--max-queues``)."""
+
+    CODE = 110
+
+
 _BY_CODE: Dict[int, Type[SluiceError]] = {
     cls.CODE: cls
     for cls in (
@@ -297,6 +305,7 @@ _BY_CODE: Dict[int, Type[SluiceError]] = {
         TooManySubscriptions,
         UnknownId,
         DuplicateId,
+        LimitReached,
     )
     if cls.CODE is not None
 }
