@@ -265,6 +265,20 @@ class QueueTests(DaemonTestCase):
         await (await consumer.next(5)).ack()
 
 
+class KeyLimitTests(DaemonTestCase):
+    daemon_args = ["--max-keys", "1"]
+
+    async def test_a_new_key_past_max_keys_fails_with_limit_reached(self) -> None:
+        client = await self.connect()
+        await client.set("only", b"1", ack=True)
+        with self.assertRaises(sluice.LimitReached) as caught:
+            await client.set("another", b"2", ack=True)
+        self.assertEqual((caught.exception.code, caught.exception.name), (110, "LIMIT_REACHED"))
+        self.assertFalse(client.is_closed)
+        await client.set("only", b"3", ack=True)  # the existing key still takes values
+        self.assertEqual((await client.get("only")).payload, b"3")
+
+
 class FullQueueTests(DaemonTestCase):
     daemon_args = ["--queue-capacity", "2"]
 
