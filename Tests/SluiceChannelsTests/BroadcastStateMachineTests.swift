@@ -32,6 +32,40 @@ struct BroadcastStateMachineTests {
         }
     }
 
+    @Test("the ring grows only while a receiver owes values, up to the capacity, and lag stays exact")
+    func ringGrowsOnDemand() {
+        // Given a large capacity and a receiver that keeps up: the ring keeps its initial size
+        var machine = Machine(capacity: 1_000)
+        let fast = machine.subscribe()
+        for value in 0..<5_000 {
+            _ = machine.send(value)
+            #expect(Self.receive(&machine, fast) == .value(value))
+        }
+        #expect(machine.slots.count == Machine.initialSlots)
+        // When a second receiver stops reading, the ring doubles as it falls behind, and nothing lags yet
+        let slow = machine.subscribe()
+        for value in 5_000..<5_050 {
+            _ = machine.send(value)
+            #expect(Self.receive(&machine, fast) == .value(value))
+        }
+        #expect(machine.slots.count == 64)
+        #expect(machine.invariantViolation() == nil)
+        for value in 5_000..<5_050 { #expect(Self.receive(&machine, slow) == .value(value)) }
+        #expect(Self.receive(&machine, slow) == .empty)
+        // Given a capacity that is not a power of two, a receiver that never reads lags by the exact count once
+        // the ring is at the capacity
+        var bounded = Machine(capacity: 40)
+        let idle = bounded.subscribe()
+        for value in 0..<100 {
+            _ = bounded.send(value)
+            #expect(bounded.invariantViolation() == nil)
+        }
+        #expect(bounded.slots.count == 40)
+        #expect(Self.receive(&bounded, idle) == .lagged(60))
+        for value in 60..<100 { #expect(Self.receive(&bounded, idle) == .value(value)) }
+        #expect(bounded.heldValueCount == 0)
+    }
+
     @Test("a send with no receiver stores nothing and reports zero")
     func sendWithoutReceivers() {
         // Given a machine nobody subscribed to

@@ -3,9 +3,13 @@ extension Broadcast {
     /// `Mutex`, calls one event method per thing that happened, and acts on the answer after unlocking.
     ///
     /// Every value sent gets a *position*: 0, 1, 2, … (`tail` is the next one). The value at position `p` lives in
-    /// `slots[p % capacity]` until position `p + capacity` overwrites it. Each receiver is a cursor, `next`, the
-    /// position it reads next; a receiver whose cursor fell below `tail - capacity` has lagged. A send needs no
-    /// space and never waits: it overwrites the oldest slot whatever its readers owe.
+    /// `slots[p % slots.count]`. Each receiver is a cursor, `next`, the position it reads next; a receiver whose
+    /// cursor fell below `tail - capacity` has lagged. A send needs no space and never waits: at full size it
+    /// overwrites the oldest slot whatever its readers owe.
+    ///
+    /// The ring starts small (``initialSlots``) and doubles, up to `capacity`, only when a send would overwrite a
+    /// value some receiver still owes: a pattern whose subscribers keep up never holds more than a few slots, so a
+    /// large `capacity` costs memory only while somebody actually lags.
     ///
     /// Memory is kept honest per slot, like tokio's `rem`: a slot counts the receivers that still have to read its
     /// value, and the value is let go as soon as that count reaches zero — because the last of them read it, was
@@ -13,8 +17,9 @@ extension Broadcast {
     ///
     /// Invariants, checked by the tests that drive this type directly:
     /// - For every subscribed receiver, `next <= tail`.
-    /// - For positions `p` in `max(0, tail - capacity) ..< tail`, `slots[p % capacity].remaining` equals the number
-    ///   of subscribed receivers with `next <= p`, and the slot holds its value exactly while that count is positive.
+    /// - For positions `p` in `max(0, tail - capacity) ..< tail` that some subscribed receiver owes (`next <= p`),
+    ///   `slots[p % slots.count]` holds position `p`, its `remaining` equals the number of those receivers, and it
+    ///   holds the value. A slot whose readers are all done holds no value and may be reused.
     /// - A waiter's receiver is caught up (`next == tail`); so a send hands its value to the first waiter of each
     ///   waiting receiver, and the end of the channel wakes every waiter.
     @usableFromInline
@@ -73,8 +78,11 @@ extension Broadcast {
 
         /// Values the ring holds: a receiver more than this far behind has lagged.
         @usableFromInline let capacity: Int
-        /// The ring, `capacity` entries, each written in place; see ``Slot``.
+        /// The ring, written in place; see ``Slot``. Between ``initialSlots`` (or `capacity`, if smaller) and `capacity`
+        /// entries: it grows when a send would overwrite a value still owed.
         @usableFromInline var slots: [Slot]
+        /// The ring's size before anybody lags.
+        @usableFromInline static var initialSlots: Int { 16 }
         /// The position the next send gets. Positions are never reused, so a count of 2^64 sends is the limit.
         @usableFromInline var tail: UInt64 = 0
         /// Receiver cursors, indexed by receiver id. Freed ids are reused, so the table stays as large as the most
@@ -97,7 +105,23 @@ extension Broadcast {
         init(capacity: Int) {
             precondition(capacity >= 1, "Broadcast capacity must be at least 1, got \(capacity)")
             self.capacity = capacity
-            self.slots = Array(repeating: Slot(position: .max, remaining: 0, value: nil), count: capacity)
+            self.slots = Array(
+                repeating: Slot(position: .max, remaining: 0, value: nil),
+                count: min(capacity, Self.initialSlots)
+            )
+        }
+
+        /// Doubles the ring (at most to `capacity`), moving every slot that holds a position to its new index. The
+        /// positions held are distinct and span less than the old size, so none collide.
+        @inlinable
+        mutating func grow() {
+            let size = min(self.capacity, self.slots.count * 2)
+            var grown = Array(repeating: Slot(position: .max, remaining: 0, value: nil), count: size)
+            for index in self.slots.indices where self.slots[index].position != .max {
+                let slot = self.slots[index]
+                grown[Int(slot.position % UInt64(size))] = slot
+            }
+            self.slots = grown
         }
 
         /// The oldest position the ring still holds.
@@ -107,7 +131,7 @@ extension Broadcast {
 
         @inlinable
         func slotIndex(of position: UInt64) -> Int {
-            Int(position % UInt64(self.capacity))
+            Int(position % UInt64(self.slots.count))
         }
 
         @inlinable
@@ -196,7 +220,12 @@ extension Broadcast {
                 self.waiters.removeLast(self.waiters.count - kept)
                 wakeup = ReceiverWakeup(waiters: woken, outcome: .value(value))
             }
-            let index = self.slotIndex(of: position)
+            var index = self.slotIndex(of: position)
+            // A value still owed would be overwritten: grow rather than make its reader lag early.
+            while self.slots[index].remaining > 0 && self.slots.count < self.capacity {
+                self.grow()
+                index = self.slotIndex(of: position)
+            }
             let displaced = self.slots[index].value.take()
             self.slots[index] = Slot(position: position, remaining: remaining, value: remaining > 0 ? value : nil)
             self.tail = position + 1
@@ -360,7 +389,8 @@ extension Broadcast {
         @inlinable
         func remaining(at position: UInt64) -> Int? {
             guard position < self.tail, position >= self.oldest else { return nil }
-            return self.slots[self.slotIndex(of: position)].remaining
+            let slot = self.slots[self.slotIndex(of: position)]
+            return slot.position == position ? slot.remaining : 0  // reused: nobody owed it any more
         }
 
         /// Checks every invariant listed on the type; returns a description of the first one broken, or `nil`.
@@ -374,10 +404,16 @@ extension Broadcast {
             for id in subscribed where self.receivers[id].next > self.tail {
                 return "receiver \(id) at \(self.receivers[id].next) is past the tail \(self.tail)"
             }
+            if self.slots.count > self.capacity {
+                return "ring of \(self.slots.count) slots past capacity \(self.capacity)"
+            }
             for position in self.oldest..<self.tail {
                 let slot = self.slots[self.slotIndex(of: position)]
                 let owing = subscribed.count { self.receivers[$0].next <= position }
-                if slot.position != position { return "slot for \(position) holds position \(slot.position)" }
+                if slot.position != position {
+                    if owing == 0 { continue }  // reused after its readers were done
+                    return "slot for \(position) holds position \(slot.position)"
+                }
                 if slot.remaining != owing { return "slot \(position) counts \(slot.remaining), \(owing) owe it" }
                 if (slot.value != nil) != (owing > 0) { return "slot \(position) holds a value: \(slot.value != nil)" }
             }
