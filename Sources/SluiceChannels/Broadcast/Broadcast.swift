@@ -9,7 +9,9 @@
 /// a class instance or an array buffer is handed to each of them by reference count, never copied per receiver.
 /// Each slot counts the receivers that still have to read its value and lets go of the value as soon as the last
 /// of them has read it, dropped its receiver, or fallen so far behind that the slot was reused. Memory is
-/// therefore bounded by `capacity` values, and a 1 MiB payload does not outlive its last reader.
+/// therefore bounded by `capacity` values, and a 1 MiB payload does not outlive its last reader. The ring itself
+/// starts at 16 slots and grows (doubling, up to `capacity`) only while some receiver falls behind, so a large
+/// `capacity` costs little until it is needed.
 ///
 /// A send that finds no receiver at all stores nothing: ``Sender/send(_:)`` returns `0` and the value is
 /// discarded, since no receiver could ever see it.
