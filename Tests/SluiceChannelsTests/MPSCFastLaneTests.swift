@@ -243,6 +243,12 @@ struct MPSCFastLaneTests {
         linger.record(readyBefore: 1, taken: 2)
         #expect(linger.wait(on: lane) == 1)
         #expect(lane.pop() == 1)
+        // A ring of one slot is full with one value: nothing more can arrive, so no wait
+        let single = Lane(ringPermits: 1)
+        #expect(single.tryAcquire())
+        single.write(1)
+        #expect(MPSC<Int>.Linger().wait(on: single) == nil)
+        #expect(single.pop() == 1)
     }
 
     @Test("values left in the ring are destroyed exactly once when the channel is freed")

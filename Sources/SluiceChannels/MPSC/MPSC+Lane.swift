@@ -359,10 +359,7 @@ extension MPSC {
 
         /// ``hasValue`` without the ordering the Dekker pair needs: for polling while spinning.
         @inlinable @inline(__always)
-        var mayHaveValue: Bool {
-            let position = self.head.pointee.load(ordering: .relaxed)
-            return self.sequences[position & self.mask].load(ordering: .relaxed) == position &+ 1
-        }
+        var mayHaveValue: Bool { self.hasValue(at: 0) }
 
         /// True if the value `offset` positions past the head has been written. Relaxed: for deciding whether to wait.
         @inlinable @inline(__always)

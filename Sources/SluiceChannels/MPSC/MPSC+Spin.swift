@@ -91,8 +91,10 @@ extension MPSC {
         /// if it did not wait.
         @inlinable @inline(never)
         func wait(on lane: Lane) -> Int? {
-            let ready = lane.readyCount(upTo: Self.batch)
-            guard ready > 0 else { return nil }
+            // A ring smaller than a batch fills before a batch is ready: wait only for what it can hold.
+            let enough = min(Self.batch, lane.ringPermits)
+            let ready = lane.readyCount(upTo: enough)
+            guard ready > 0 && ready < enough else { return nil }
             let failures = self.failures.load(ordering: .relaxed)
             if failures >= Self.maximumFailures {
                 self.failures.store(failures &+ 1, ordering: .relaxed)
