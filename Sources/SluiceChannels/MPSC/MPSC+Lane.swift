@@ -151,18 +151,7 @@ extension MPSC {
         /// The fast path's permit: takes one free slot unless a flag says the lock must decide. Lock-free.
         @inlinable @inline(__always)
         func tryAcquire() -> Bool {
-            var word = self.permits.pointee.load(ordering: .relaxed)
-            while word & Self.flagBits == 0 && word >= Self.one {
-                // Acquiring: the consumer freed this slot (its sequence store) before it released the permit.
-                let (exchanged, original) = self.permits.pointee.compareExchange(
-                    expected: word,
-                    desired: word - Self.one,
-                    ordering: .acquiring
-                )
-                if exchanged { return true }
-                word = original
-            }
-            return false
+            self.takePermit { $0 & Self.flagBits == 0 }
         }
 
         /// Under the channel lock: takes a free slot whatever the waiters, ending and gone flags say (the state machine
@@ -170,8 +159,15 @@ extension MPSC {
         @inlinable
         func acquireLocked(pastSpill: Bool = false) -> Bool {
             _ = self.releaseTaken()
+            return self.takePermit { pastSpill || $0 & Self.spilledBit == 0 }
+        }
+
+        /// Takes one free slot with a compare-and-swap while the permit word has one and `mayTake(word)` holds.
+        @inlinable @inline(__always)
+        func takePermit(_ mayTake: (Int) -> Bool) -> Bool {
             var word = self.permits.pointee.load(ordering: .relaxed)
-            while word >= Self.one && (pastSpill || word & Self.spilledBit == 0) {
+            while word >= Self.one && mayTake(word) {
+                // Acquiring: the consumer freed this slot (its sequence store) before it released the permit.
                 let (exchanged, original) = self.permits.pointee.compareExchange(
                     expected: word,
                     desired: word - Self.one,

@@ -274,16 +274,24 @@ extension MPSC {
                 case .empty: preconditionFailure("MPSC.recv got .empty although it may wait")
                 case .suspend(let waiterID): id = waiterID
                 }
-                // Spin once for the next value before parking; the second miss parks.
-                if !spun && self.spin.wait(on: self.lane) {
-                    spun = true
-                    continue
-                }
-                switch await self.waitForValue(id: id) {
-                case .ready: spun = false
-                case .closed: return nil
-                case .cancelled: throw CancellationError()
-                }
+                guard try await self.spinOrPark(id: id, spun: &spun) else { return nil }
+            }
+        }
+
+        /// A receive found nothing and got waiter `id`: spins once for the next value (the second miss parks), else
+        /// parks until woken. Returns false if the channel ended; true means look again.
+        @inlinable
+        func spinOrPark(id: UInt64, spun: inout Bool) async throws(CancellationError) -> Bool {
+            if !spun && self.spin.wait(on: self.lane) {
+                spun = true
+                return true
+            }
+            switch await self.waitForValue(id: id) {
+            case .ready:
+                spun = false
+                return true
+            case .closed: return false
+            case .cancelled: throw CancellationError()
             }
         }
 
@@ -342,15 +350,7 @@ extension MPSC {
                 case .finished: return false
                 case .suspend(let waiterID): id = waiterID
                 }
-                if !spun && self.spin.wait(on: self.lane) {
-                    spun = true
-                    continue
-                }
-                switch await self.waitForValue(id: id) {
-                case .ready: spun = false
-                case .closed: return false
-                case .cancelled: throw CancellationError()
-                }
+                guard try await self.spinOrPark(id: id, spun: &spun) else { return false }
             }
         }
 
