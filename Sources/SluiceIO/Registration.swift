@@ -21,6 +21,8 @@ public final class Registration: Sendable {
         case read
         case write
 
+        /// This direction's bit in ``Registration/covered``.
+        var coveredBit: UInt8 { self == .read ? 1 : 2 }
         /// This direction's "ready" bit in ``Registration/readiness``.
         var readyBit: UInt64 { self == .read ? Word.readReady : Word.writeReady }
         /// This direction's "a waiter is stored" bit in ``Registration/readiness``.
@@ -96,6 +98,9 @@ public final class Registration: Sendable {
     private let waiters = Locked(Waiters())
     /// Source of waiter ids, so that a cancellation handler removes only its own waiter.
     private let nextWaiterID = Atomic<UInt64>(0)
+    /// The directions (``Interest/coveredBit``) whose waits run inside ``withCancellationHandler(for:_:)``: one
+    /// cancellation handler for the whole scope, so those waits install none of their own.
+    private let covered = Atomic<UInt8>(0)
 
     init() {}
 
@@ -219,45 +224,95 @@ public final class Registration: Sendable {
         let word = self.readiness.load(ordering: .acquiring)
         if word & Word.closed != 0 { throw IOError(errno: EBADF, operation: "wait for \(interest)") }
         if word & (interest.readyBit | interest.finalBit) != 0 { return }
-        let id = self.nextWaiterID.wrappingAdd(1, ordering: .relaxed).newValue
-        let outcome: WaitOutcome = await withTaskCancellationHandler {
-            await withUnsafeContinuation { continuation in
-                let immediate = self.waiters.withLock { waiters -> WaitOutcome? in
-                    // Under the lock, so a cancellation handler that ran before we stored ourselves is seen here.
-                    if Task.isCancelled { return .cancelled }
-                    // Set our waiting bit only while neither ready nor closed, in one exchange: an event after it
-                    // sees the bit and comes for us (taking this lock first); one before it left "ready" set.
-                    var word = self.readiness.load(ordering: .acquiring)
-                    while true {
-                        if word & Word.closed != 0 { return .closed }
-                        if word & (interest.readyBit | interest.finalBit) != 0 { return .ready }
-                        let (exchanged, current) = self.readiness.compareExchange(
-                            expected: word,
-                            desired: word | interest.waitingBit,
-                            ordering: .acquiringAndReleasing
-                        )
-                        if exchanged { break }
-                        word = current
-                    }
-                    precondition(waiters[interest] == nil, "two tasks wait for \(interest) on one socket")
-                    waiters[interest] = Waiter(id: id, continuation: continuation)
-                    return nil
-                }
-                if let immediate { continuation.resume(returning: immediate) }
+        let outcome: WaitOutcome
+        if self.covered.load(ordering: .relaxed) & interest.coveredBit != 0 {
+            // The scope's handler ends this wait if the task is cancelled (see `withCancellationHandler(for:_:)`).
+            // Installing and removing a handler per wait costs more than the rest of the wait: the runtime takes
+            // the task's status lock for each, and its entry and exit hops look up the task's executor preference
+            // under that lock again.
+            outcome = await withUnsafeContinuation { self.suspend(interest, id: 0, $0) }
+        } else {
+            let id = self.nextWaiterID.wrappingAdd(1, ordering: .relaxed).newValue
+            outcome = await withTaskCancellationHandler {
+                await withUnsafeContinuation { self.suspend(interest, id: id, $0) }
+            } onCancel: {
+                self.cancelWaiter(interest, id: id)
             }
-        } onCancel: {
-            let waiter = self.waiters.withLock { waiters -> Waiter? in
-                guard let waiter = waiters[interest], waiter.id == id else { return nil }
-                waiters[interest] = nil
-                _ = self.readiness.bitwiseAnd(~interest.waitingBit, ordering: .relaxed)
-                return waiter
-            }
-            waiter?.continuation.resume(returning: .cancelled)
         }
         switch outcome {
         case .ready: return
         case .closed: throw IOError(errno: EBADF, operation: "wait for \(interest)")
         case .cancelled: throw CancellationError()
         }
+    }
+
+    /// Stores `continuation` as the waiter for `interest`, or resumes it at once when the wait is already over
+    /// (ready, closed, or the task cancelled).
+    private func suspend(_ interest: Interest, id: UInt64, _ continuation: UnsafeContinuation<WaitOutcome, Never>) {
+        let immediate = self.waiters.withLock { waiters -> WaitOutcome? in
+            // Under the lock, so a cancellation handler that ran before we stored ourselves is seen here.
+            if Task.isCancelled { return .cancelled }
+            // Set our waiting bit only while neither ready nor closed, in one exchange: an event after it sees the
+            // bit and comes for us (taking this lock first); one before it left "ready" set.
+            var word = self.readiness.load(ordering: .acquiring)
+            while true {
+                if word & Word.closed != 0 { return .closed }
+                if word & (interest.readyBit | interest.finalBit) != 0 { return .ready }
+                let (exchanged, current) = self.readiness.compareExchange(
+                    expected: word,
+                    desired: word | interest.waitingBit,
+                    ordering: .acquiringAndReleasing
+                )
+                if exchanged { break }
+                word = current
+            }
+            precondition(waiters[interest] == nil, "two tasks wait for \(interest) on one socket")
+            waiters[interest] = Waiter(id: id, continuation: continuation)
+            return nil
+        }
+        if let immediate { continuation.resume(returning: immediate) }
+    }
+
+    /// Ends the stored wait for `interest` with "cancelled": only the wait with `id`, or whichever wait when `id`
+    /// is nil (a scope's handler, see ``withCancellationHandler(for:_:)``).
+    private func cancelWaiter(_ interest: Interest, id: UInt64?) {
+        let waiter = self.waiters.withLock { waiters -> Waiter? in
+            guard let waiter = waiters[interest], id == nil || waiter.id == id else { return nil }
+            waiters[interest] = nil
+            _ = self.readiness.bitwiseAnd(~interest.waitingBit, ordering: .relaxed)
+            return waiter
+        }
+        waiter?.continuation.resume(returning: .cancelled)
+    }
+
+    /// Runs `body` with one cancellation handler for every `interest` wait inside it, instead of one per wait.
+    ///
+    /// A cancellation of the calling task then ends the `interest` wait in progress (and every later one) with
+    /// `CancellationError`, exactly as a wait's own handler would; what changes is the cost: a wait in the scope
+    /// is a plain continuation. For a connection's read (or write) loop, which waits once per burst of traffic.
+    ///
+    /// Inside `body`, every `interest` wait on this registration must be the calling task's own (one reader and
+    /// one writer per socket already): the handler ends whichever `interest` wait is stored. Scopes for the same
+    /// `interest` do not nest.
+    ///
+    /// ## Errors
+    /// What `body` throws.
+    nonisolated(nonsending) public func withCancellationHandler<Result, Failure: Error>(
+        for interest: Interest,
+        _ body: () async throws(Failure) -> Result
+    ) async throws(Failure) -> Result {
+        let before = self.covered.bitwiseOr(interest.coveredBit, ordering: .relaxed).oldValue
+        precondition(before & interest.coveredBit == 0, "nested cancellation scopes for \(interest) on one socket")
+        defer { _ = self.covered.bitwiseAnd(~interest.coveredBit, ordering: .relaxed) }
+        let result: Swift.Result<Result, Failure> = await withTaskCancellationHandler {
+            do throws(Failure) {
+                return .success(try await body())
+            } catch {
+                return .failure(error)
+            }
+        } onCancel: {
+            self.cancelWaiter(interest, id: nil)
+        }
+        return try result.get()
     }
 }

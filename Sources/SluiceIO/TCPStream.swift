@@ -99,6 +99,30 @@ public final class TCPStream: Sendable {
         _ = Glibc.shutdown(self.fd, Int32(SHUT_RDWR))
     }
 
+    /// Runs `body`, this task's read (or write) loop, with one cancellation handler for all of its `interest`
+    /// waits instead of one per wait: a wait inside costs a plain continuation, where a wait with its own handler
+    /// costs several locked runtime calls more. Cancelling the task ends the wait in progress, and every later
+    /// one, with `CancellationError`, as it would outside.
+    ///
+    /// Inside `body` only the calling task may read (or write) this stream: the scope's handler ends whichever
+    /// wait of that direction is stored. Scopes of one direction do not nest.
+    ///
+    /// ## Errors
+    /// What `body` throws.
+    ///
+    /// ## Examples
+    /// ```swift
+    /// try await stream.withCancellationHandler(for: .read) {
+    ///     while try await stream.read({ bytes in decoder.append(bytes); return !bytes.isEmpty }) { … }
+    /// }
+    /// ```
+    nonisolated(nonsending) public func withCancellationHandler<Result, Failure: Error>(
+        for interest: Registration.Interest,
+        _ body: () async throws(Failure) -> Result
+    ) async throws(Failure) -> Result {
+        try await self.registration.withCancellationHandler(for: interest, body)
+    }
+
     /// The descriptor for a syscall, or `EBADF` once ``close()`` was called.
     func descriptor(_ operation: String) throws(IOError) -> Int32 {
         guard !self.closed.load(ordering: .acquiring) else { throw IOError(errno: EBADF, operation: operation) }

@@ -13,10 +13,11 @@ struct Bench {
                                                (N values per workload, default 2000000; median of R runs, default 1)
           locks [--count N]                    the floor under cross-thread channels: a bounded ring between two
                                                threads under Mutex, a spinlock, and lock-free (default N 20000000)
-          echo [--seconds S] [--roundtrips N] [--loops L]
+          echo [--seconds S] [--roundtrips N] [--loops L] [--runs R]
                                                SluiceIO echo server against a plain epoll loop and against the same
                                                code on the global executor (default 5 s, 20000 round trips; L event
-                                               loops, default 1, like the floor's one thread)
+                                               loops, default 1, like the floor's one thread; medians of R
+                                               interleaved runs, default 3)
           echo-server --port P [--variant loop|global|epoll] [--loops L]
                                                one echo server until killed (prints port=N; P may be 0)
           alloc-check [--count N]              steady-state send/receive with no waiting; run under valgrind to
@@ -47,12 +48,13 @@ struct Bench {
                 case "echo":
                     let options = try Options(
                         arguments,
-                        defaults: ["seconds": "5", "roundtrips": "20000", "loops": "1"]
+                        defaults: ["seconds": "5", "roundtrips": "20000", "loops": "1", "runs": "3"]
                     )
                     try EchoBenchmark(
                         seconds: options.int("seconds"),
                         roundTrips: options.int("roundtrips"),
-                        loops: options.int("loops")
+                        loops: options.int("loops"),
+                        runs: options.int("runs")
                     ).run()
                 case "echo-server":
                     let options = try Options(arguments, defaults: ["port": "7421", "variant": "loop", "loops": "1"])

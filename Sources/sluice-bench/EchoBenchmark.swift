@@ -13,6 +13,8 @@ struct EchoBenchmark {
     /// Event loops of the SluiceIO servers: 1 by default, like the floor's one thread (the client takes the other
     /// core of a 2-core machine).
     let loops: Int
+    /// Each server is measured this many times; the tables show medians.
+    let runs: Int
     let window = 32
     let messageSize = 64
 
@@ -30,48 +32,61 @@ struct EchoBenchmark {
             "global": "SluiceIO, tasks on the global executor",
         ]
         print(
-            "sluice-bench echo: \(self.messageSize)-byte messages, \(self.window) in flight per connection, \(self.seconds) s per run, SluiceIO on \(self.loops) event loop(s)\n"
+            "sluice-bench echo: \(self.messageSize)-byte messages, \(self.window) in flight per connection, \(self.seconds) s per run, SluiceIO on \(self.loops) event loop(s), \(self.runs) run(s), medians\n"
         )
+        // Runs interleave the servers (floor, loop, global, floor, …), so a slow spell of a shared machine falls on
+        // all of them rather than on one.
         var rows: [Row] = []
-        var latencies: [String: (p50: Double, p99: Double)] = [:]
-        for variant in variants {
-            let server = try ServerProcess(variant: variant, loops: self.loops)
-            defer { server.stop() }
-            for connections in [1, 50] {
-                let before = server.cpuNanoseconds()
-                let messages = try self.pipelined(port: server.port, connections: connections)
-                let cpu = server.cpuNanoseconds() - before
-                let row = Row(
-                    variant: variant,
-                    connections: connections,
-                    messagesPerSecond: Double(messages) / Double(self.seconds),
-                    cpuNanosecondsPerMessage: Double(cpu) / Double(max(messages, 1))
-                )
-                rows.append(row)
+        var latencies: [String: [(p50: Double, p99: Double)]] = [:]
+        for run in 1...self.runs {
+            for variant in variants {
+                let server = try ServerProcess(variant: variant, loops: self.loops)
+                defer { server.stop() }
+                for connections in [1, 50] {
+                    let before = server.cpuNanoseconds()
+                    let messages = try self.pipelined(port: server.port, connections: connections)
+                    let cpu = server.cpuNanoseconds() - before
+                    let row = Row(
+                        variant: variant,
+                        connections: connections,
+                        messagesPerSecond: Double(messages) / Double(self.seconds),
+                        cpuNanosecondsPerMessage: Double(cpu) / Double(max(messages, 1))
+                    )
+                    rows.append(row)
+                    print(
+                        "run \(run)/\(self.runs), \(names[variant]!), \(connections) connection(s): \(formatRate(row.messagesPerSecond)), \(Int(row.cpuNanosecondsPerMessage)) ns CPU/msg"
+                    )
+                }
+                let latency = try self.pingPong(port: server.port)
+                latencies[variant, default: []].append(latency)
                 print(
-                    "\(names[variant]!), \(connections) connection(s): \(formatRate(row.messagesPerSecond)), \(Int(row.cpuNanosecondsPerMessage)) ns CPU/msg"
+                    "run \(run)/\(self.runs), \(names[variant]!), ping-pong: p50 \(Int(latency.p50)) µs, p99 \(Int(latency.p99)) µs"
                 )
             }
-            latencies[variant] = try self.pingPong(port: server.port)
-            print(
-                "\(names[variant]!), ping-pong: p50 \(Int(latencies[variant]!.p50)) µs, p99 \(Int(latencies[variant]!.p99)) µs"
-            )
+        }
+        func median(_ variant: String, _ connections: Int, _ value: (Row) -> Double) -> Double {
+            PeersReport.median(rows.filter { $0.variant == variant && $0.connections == connections }.map(value))
         }
         print(
             "\n| server | connections | msgs/s | vs epoll | server CPU ns/msg | vs epoll |\n|---|---:|---:|---:|---:|---:|"
         )
-        for row in rows {
-            let floor = rows.first { $0.variant == "epoll" && $0.connections == row.connections }!
-            print(
-                "| \(names[row.variant]!) | \(row.connections) | \(formatRate(row.messagesPerSecond)) | \(format2(row.messagesPerSecond / floor.messagesPerSecond))× | \(Int(row.cpuNanosecondsPerMessage)) | \(format2(row.cpuNanosecondsPerMessage / floor.cpuNanosecondsPerMessage))× |"
-            )
+        for variant in variants {
+            for connections in [1, 50] {
+                let rate = median(variant, connections, \.messagesPerSecond)
+                let cpu = median(variant, connections, \.cpuNanosecondsPerMessage)
+                let floorRate = median("epoll", connections, \.messagesPerSecond)
+                let floorCPU = median("epoll", connections, \.cpuNanosecondsPerMessage)
+                print(
+                    "| \(names[variant]!) | \(connections) | \(formatRate(rate)) | \(format2(rate / floorRate))× | \(Int(cpu)) | \(format2(cpu / floorCPU))× |"
+                )
+            }
         }
         print("\n| server | ping-pong p50 | p99 | p99 vs epoll |\n|---|---:|---:|---:|")
+        let floorP99 = PeersReport.median(latencies["epoll"]!.map(\.p99))
         for variant in variants {
-            let latency = latencies[variant]!
-            print(
-                "| \(names[variant]!) | \(Int(latency.p50)) µs | \(Int(latency.p99)) µs | \(format2(latency.p99 / latencies["epoll"]!.p99))× |"
-            )
+            let p50 = PeersReport.median(latencies[variant]!.map(\.p50))
+            let p99 = PeersReport.median(latencies[variant]!.map(\.p99))
+            print("| \(names[variant]!) | \(Int(p50)) µs | \(Int(p99)) µs | \(format2(p99 / floorP99))× |")
         }
     }
 

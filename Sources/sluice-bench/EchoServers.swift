@@ -25,7 +25,8 @@ enum EchoServer {
                     let work: @Sendable () async -> Void = {
                         // The floor's algorithm: read into the (pooled) scratch buffer, send straight from it, and
                         // copy only what the kernel did not take, to write after the read returns.
-                        do {
+                        // One cancellation handler for the connection's whole read loop, not one per wait.
+                        try? await stream.withCancellationHandler(for: .read) {
                             while true {
                                 let rest = try await stream.read { bytes throws(IOError) -> [UInt8]? in
                                     if bytes.isEmpty { return nil }  // end of stream
@@ -35,8 +36,6 @@ enum EchoServer {
                                 guard let rest else { return }
                                 if !rest.isEmpty { try await stream.write(rest) }
                             }
-                        } catch {
-                            return
                         }
                     }
                     if onLoop {

@@ -75,7 +75,7 @@ func watchedDescriptors(ofEpoll epoll: Int32) -> Set<Int32> {
     return watched
 }
 
-@Suite("TCP over loopback")
+@Suite("TCP over loopback", .timeLimit(.minutes(2)))
 struct TCPTests {
     @Test("a stream closed after its loop shut down deregisters from the loop's own epoll descriptor")
     func closeAfterShutdown() async throws {
@@ -192,6 +192,79 @@ struct TCPTests {
                 return try await client.read()
             }
             await #expect(throws: CancellationError.self) { try await reader.value }
+        }
+    }
+
+    @Test("a read in a cancellation scope, cancelled while waiting, throws CancellationError; the stream stays usable")
+    func cancelReadInScope() async throws {
+        try await withEchoServer { address, loop in
+            let client = try await TCPStream.connect(to: address, on: loop)
+            // Given a read loop under one handler that has already waited (and been woken) several times
+            let rounds = Task(executorPreference: loop) { () async throws -> Int in
+                try await client.withCancellationHandler(for: .read) {
+                    var round = 0
+                    while true {
+                        try await client.write(Array("round \(round % 10)".utf8))
+                        #expect(try await readExactly(7, from: client) == Array("round \(round % 10)".utf8))
+                        round += 1
+                        if round == 50 {
+                            // When the next read waits for bytes that never come, and the task is cancelled
+                            _ = try await client.read()
+                            Issue.record("a read that had nothing to read returned")
+                        }
+                    }
+                }
+            }
+            try await Task.sleep(for: .milliseconds(100))
+            rounds.cancel()
+            // Then the waiting read ends with CancellationError
+            await #expect(throws: CancellationError.self) { try await rounds.value }
+            // And the stream still works, in and out of a new scope
+            try await client.write(Array("still works".utf8))
+            #expect(try await readExactly(11, from: client) == Array("still works".utf8))
+            let again = try await client.withCancellationHandler(for: .read) { () async throws -> [UInt8] in
+                try await client.write(Array("again".utf8))
+                return try await readExactly(5, from: client)
+            }
+            #expect(again == Array("again".utf8))
+        }
+    }
+
+    @Test("in a cancellation scope, every read after the task is cancelled throws at once")
+    func readsAfterCancelInScope() async throws {
+        try await withEchoServer { address, loop in
+            let client = try await TCPStream.connect(to: address, on: loop)
+            let reader = Task { () async throws -> Int in
+                try await client.withCancellationHandler(for: .read) { () async throws -> Int in
+                    withUnsafeCurrentTask { $0?.cancel() }
+                    var failures = 0
+                    for _ in 0..<3 {
+                        do {
+                            _ = try await client.read()
+                        } catch is CancellationError {
+                            failures += 1
+                        }
+                    }
+                    return failures
+                }
+            }
+            #expect(try await reader.value == 3)
+        }
+    }
+
+    @Test("a write in a cancellation scope, cancelled while the peer's buffers are full, throws CancellationError")
+    func cancelWriteInScope() async throws {
+        try await withConnectedPair { client, server, _ in
+            let writer = Task {
+                try await client.withCancellationHandler(for: .write) {
+                    try await client.write([UInt8](repeating: 7, count: 64 * 1024 * 1024))
+                }
+            }
+            _ = try await server.read()  // the write has certainly started
+            writer.cancel()
+            await #expect(throws: CancellationError.self) { try await writer.value }
+            try await server.write(Array("ping".utf8))
+            #expect(try await readExactly(4, from: client) == Array("ping".utf8))
         }
     }
 
