@@ -16,6 +16,11 @@ public struct Configuration: Sendable, Equatable {
     public var maxPendingBytes = 8 << 20
     /// Messages each subscribed pattern buffers for its slowest subscriber; past it that subscriber gets LAGGED.
     public var subjectBuffer = 1_024
+    /// Longest a publisher is paused (its socket not read) while a subscriber of what it published is more than
+    /// three quarters of the subject buffer behind, so that a burst is delivered instead of lagged; zero never
+    /// pauses (slow subscribers lag at once). A subscriber still behind after it lags, and that publisher is not
+    /// paused again for a second.
+    public var publishStall: Duration = .milliseconds(50)
     /// Messages a work queue holds before PUSH waits (or fails with `QUEUE_FULL` when it asked not to wait).
     public var queueCapacity = 1_024
     /// Distinct keys the server keeps; a SET or WATCH of a new key past it gets `LIMIT_REACHED`.

@@ -141,6 +141,12 @@ public struct DaemonOptions: Sendable, Equatable {
             defaultValue: { duration($0.configuration.idleTimeout) }
         ) { $0.configuration.idleTimeout = try parseDuration($1, flag: "idle-timeout") },
         Flag(
+            name: "publish-stall",
+            placeholder: "DURATION",
+            help: "longest a publisher waits for a subscriber 3/4 of the subject buffer behind; 0 = never (it lags)",
+            defaultValue: { duration($0.configuration.publishStall) }
+        ) { $0.configuration.publishStall = try parseDuration($1, flag: "publish-stall") },
+        Flag(
             name: "hello-timeout",
             placeholder: "DURATION",
             help: "time a new connection has to send HELLO; 0 = no limit",

@@ -14,9 +14,12 @@ import Synchronization
 /// - ``post(_:)``: other connections' work (a queue delivery, a request to a responder, a RESPONSE). It never
 ///   waits; past ``limit`` it fails, and the caller closes the connection with `SLOW_CONSUMER`.
 ///
-/// Every queued frame costs `max(its size, minimumCost)` bytes until the writer has written it, so the byte limit
-/// also bounds how many frames can be queued, and the channel's capacity is exactly that many: it never fills
-/// before the byte budget does.
+/// Every frame costs its wire size plus ``frameOverhead`` (what it holds in memory beyond its shared payload), and
+/// every queued item (one frame, or a forwarder's batch) costs at least `minimumCost` bytes, until the writer has
+/// written it. So the byte limit bounds the memory held, and also how many items can be queued: the channel's
+/// capacity is exactly that many, so it never fills before the byte budget does. A batch of small messages is
+/// charged what it holds, not a minimum per message, so the budget buffers as many small messages as fit in it
+/// (a subscriber's client that stalls for a few milliseconds must not cost it messages).
 final class Outbox: Sendable {
     /// What one queued item writes.
     enum Content: Sendable {
@@ -67,7 +70,17 @@ final class Outbox: Sendable {
     /// Bytes queued and not yet written.
     var pendingBytes: Int { self.pending.load(ordering: .relaxed) }
 
-    private func cost(of frame: Frame) -> Int { max(frame.estimatedSize, self.minimumCost) }
+    /// Bytes a queued frame holds beyond its wire size: the `Frame` value in the batch array and its share of
+    /// reference counts (the payload itself is shared with the subject's buffer and counted in the wire size).
+    static let frameOverhead = 64
+
+    /// What one frame alone in an item costs.
+    private func cost(of frame: Frame) -> Int { max(frame.estimatedSize + Self.frameOverhead, self.minimumCost) }
+
+    /// What a batch of frames in one item costs.
+    private func cost(of frames: [Frame]) -> Int {
+        max(frames.reduce(0) { $0 + $1.estimatedSize + Self.frameOverhead }, self.minimumCost)
+    }
 
     /// Queues an answer from the connection's own reader, waiting while the outbox is full.
     ///
@@ -96,7 +109,7 @@ final class Outbox: Sendable {
     /// Queues a batch of subject deliveries as one item: one wait for credit and one channel send for all of them.
     func deliver(_ frames: [Frame]) async throws {
         guard !frames.isEmpty else { return }
-        try await self.deliver(.many(frames), cost: frames.reduce(0) { $0 + self.cost(of: $1) })
+        try await self.deliver(.many(frames), cost: self.cost(of: frames))
     }
 
     private func deliver(_ content: Content, cost: Int) async throws {

@@ -13,33 +13,39 @@ extension Session {
         var decoder = FrameDecoder(maxFrameSize: self.configuration.maxFrameSize)
         var budget = Reader.framesPerTurn
         do {
-            while true {
-                // The bytes arrive in a pooled buffer that is valid only inside the closure: the decoder copies
-                // them once into its own buffer, which the frames' payloads then share.
-                let count = try await self.stream.read { bytes in
-                    decoder.append(bytes)
-                    return bytes.count
-                }
-                guard count > 0 else {
-                    self.closer.close(.endOfStream)
-                    break
-                }
-                self.lastHeard.store(Monotonic.now, ordering: .relaxed)
-                self.pingedAt.store(0, ordering: .relaxed)
-                self.broker.stats.bytesIn.add(UInt64(count))
-                while let frame = try decoder.next() {
-                    try await reader.handle(frame)
-                    // A read that finds data does not suspend, so a client that never stops sending would keep
-                    // this loop's thread: give the other tasks on it a turn every so often (Tokio's coop budget).
-                    budget -= 1
-                    if budget == 0 {
-                        budget = Reader.framesPerTurn
-                        reader.flushPublishes()
-                        await Task.yield()
+            // One cancellation handler for the whole read loop (the closer cancels this task to end the connection),
+            // not one per wait for bytes: see `TCPStream.withCancellationHandler(for:_:)`.
+            try await self.stream.withCancellationHandler(for: .read) { () async throws -> Void in
+                while true {
+                    // The bytes arrive in a pooled buffer that is valid only inside the closure: the decoder copies
+                    // them once into its own buffer, which the frames' payloads then share.
+                    let count = try await self.stream.read { bytes in
+                        decoder.append(bytes)
+                        return bytes.count
                     }
+                    guard count > 0 else {
+                        self.closer.close(.endOfStream)
+                        break
+                    }
+                    self.lastHeard.store(Monotonic.now, ordering: .relaxed)
+                    self.pingedAt.store(0, ordering: .relaxed)
+                    self.broker.stats.bytesIn.add(UInt64(count))
+                    while let frame = try decoder.next() {
+                        try await reader.handle(frame)
+                        // A read that finds data does not suspend, so a client that never stops sending would keep
+                        // this loop's thread: give the other tasks on it a turn every so often (Tokio's coop budget).
+                        budget -= 1
+                        if budget == 0 {
+                            budget = Reader.framesPerTurn
+                            reader.flushPublishes()
+                            await Task.yield()
+                            await reader.stallWhileCongested()
+                        }
+                    }
+                    reader.flushPublishes()
+                    await reader.stallWhileCongested()
+                    decoder.releaseBufferIfIdle()
                 }
-                reader.flushPublishes()
-                decoder.releaseBufferIfIdle()
             }
         } catch let error as WireError {
             self.broker.stats.protocolErrors.add()
@@ -84,6 +90,12 @@ struct Reader {
     /// PUBs validated and waiting to be routed, in arrival order; flushed before any other frame is handled, when a
     /// read's frames are done, before an OK for a PUB, and at `publishBatch`.
     var pendingPublishes: [Delivery] = []
+    /// Subject channels this connection published to whose slowest subscriber is far behind (see
+    /// ``stallWhileCongested()``); empty almost always.
+    var congested: [Broadcast<Delivery>.Sender] = []
+    /// After a stall that reached `publishStall` without the subscriber catching up, this publisher is not stalled
+    /// again before this time (monotonic nanoseconds): a stuck subscriber costs it at most one stall per second.
+    var stallsResumeAt: UInt64 = 0
     var welcomed = false
 
     init(session: Session) {
@@ -269,9 +281,38 @@ struct Reader {
     /// Routes the pending PUBs, in order.
     mutating func flushPublishes() {
         guard !self.pendingPublishes.isEmpty else { return }
-        self.broker.subjects.publish(self.pendingPublishes[...])
+        self.broker.subjects.publish(self.pendingPublishes[...], congested: &self.congested)
         self.broker.stats.published.add(UInt64(self.pendingPublishes.count))
         self.pendingPublishes.removeAll(keepingCapacity: self.pendingPublishes.count <= 8)
+    }
+
+    /// Pauses this publisher (it reads no more from its socket) while a subject it published to has a subscriber
+    /// more than three quarters of the buffer behind, until that subscriber is back within half of it, for at most
+    /// `publishStall`; NATS stalls a fast producer the same way. The subscriber's forwarder gets the loop (or the
+    /// other core) meanwhile, so a burst that would have overrun the buffer is delivered instead of lagged. Past
+    /// the limit the subscriber lags (and gets LAGGED), and this publisher is not stalled again for a second.
+    mutating func stallWhileCongested() async {
+        guard !self.congested.isEmpty else { return }
+        defer { self.congested.removeAll() }
+        let limit = self.session.configuration.publishStall
+        let start = Monotonic.now
+        guard limit > .zero, start >= self.stallsResumeAt else { return }
+        let deadline = start + UInt64(limit.clampedMilliseconds) * 1_000_000
+        self.broker.stats.publisherStalls.add()
+        while !self.congested.allSatisfy(SubjectTable.hasDrained) {
+            if Monotonic.now >= deadline {
+                self.stallsResumeAt = Monotonic.now + 1_000_000_000
+                return
+            }
+            // A forwarder on this loop runs now; one on the other loop gets this core while we sleep.
+            await Task.yield()
+            if self.congested.allSatisfy(SubjectTable.hasDrained) { break }
+            do {
+                try await Task.sleep(for: .microseconds(200))
+            } catch {
+                return  // the connection is ending
+            }
+        }
     }
 
     private mutating func subscribe(_ subscribe: Frame.Subscribe) async throws {

@@ -15,6 +15,8 @@ final class Stats: Sendable {
     let delivered = Atomic<UInt64>(0)
     /// Messages subscribers missed by lagging.
     let lagged = Atomic<UInt64>(0)
+    /// Times a publisher was paused for a subscriber far behind (see `Configuration.publishStall`).
+    let publisherStalls = Atomic<UInt64>(0)
     /// PUSH frames accepted.
     let pushed = Atomic<UInt64>(0)
     /// Queue messages ACKed.
@@ -41,6 +43,7 @@ final class Stats: Sendable {
             ("published", self.published.load(ordering: .relaxed)),
             ("delivered", self.delivered.load(ordering: .relaxed)),
             ("lagged", self.lagged.load(ordering: .relaxed)),
+            ("publisher_stalls", self.publisherStalls.load(ordering: .relaxed)),
             ("pushed", self.pushed.load(ordering: .relaxed)),
             ("acked", self.acked.load(ordering: .relaxed)),
             ("redelivered", self.redelivered.load(ordering: .relaxed)),

@@ -196,11 +196,18 @@ final class SubjectTable: Sendable {
     /// Publishes a batch in order under one lock: each run of consecutive deliveries to the same subject goes into
     /// each matching pattern's channel with one `send(contentsOf:)`. Per-publisher order holds, since runs are sent
     /// in order. Returns how many pattern sends there were.
+    ///
+    /// Every pattern channel sent to whose slowest subscriber is now more than three quarters of the buffer behind
+    /// is appended to `congested` (see ``isCongested(_:)``), for the publisher to stall on.
     @discardableResult
-    func publish(_ batch: ArraySlice<Delivery>) -> Int {
+    func publish(_ batch: ArraySlice<Delivery>, congested: inout [Broadcast<Delivery>.Sender]) -> Int {
         guard !batch.isEmpty else { return 0 }
         return self.state.withLock { state in
             var sends = 0
+            func sent(_ sender: Broadcast<Delivery>.Sender) {
+                sends += 1
+                if Self.isCongested(sender), !congested.contains(where: { $0 === sender }) { congested.append(sender) }
+            }
             var start = batch.startIndex
             while start < batch.endIndex {
                 let subject = batch[start].subject
@@ -209,20 +216,31 @@ final class SubjectTable: Sendable {
                 let run = batch[start..<end]
                 if let topic = state.literal[subject] {
                     topic.sender.send(contentsOf: run)
-                    sends += 1
+                    sent(topic.sender)
                 }
                 for (pattern, topic) in state.wildcard where Subject.matches(pattern: pattern, subject: subject) {
                     topic.sender.send(contentsOf: run)
-                    sends += 1
+                    sent(topic.sender)
                 }
                 for group in state.groups.values where Subject.matches(pattern: group.pattern, subject: subject) {
                     group.sender.send(contentsOf: run)
-                    sends += 1
+                    sent(group.sender)
                 }
                 start = end
             }
             return sends
         }
+    }
+
+    /// True when `sender`'s slowest subscriber is more than three quarters of the buffer behind: a publisher
+    /// that keeps going makes it lag soon.
+    static func isCongested(_ sender: Broadcast<Delivery>.Sender) -> Bool {
+        sender.backlog > sender.capacity - sender.capacity / 4
+    }
+
+    /// True once `sender`'s slowest subscriber is back within half of the buffer: a stalled publisher may go on.
+    static func hasDrained(_ sender: Broadcast<Delivery>.Sender) -> Bool {
+        sender.backlog <= sender.capacity / 2
     }
 
     /// One subscription serving `subject`, chosen round robin among all that match, or nil when none does.

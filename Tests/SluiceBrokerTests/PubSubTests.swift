@@ -158,6 +158,7 @@ struct PubSubTests {
         let server = try TestServer {
             $0.subjectBuffer = 8
             $0.maxPendingBytes = 4_096  // the subjects' half (2 KiB) holds one 2 KiB-cost frame at a time
+            $0.publishStall = .zero  // the publisher never waits (see `publisherStall` for the pause)
         }
         let subscriber = try await RawClient.connect(to: server.address)
         try await subscriber.send(.hello(Frame.Hello(clientName: "slow")))
@@ -204,6 +205,60 @@ struct PubSubTests {
         }
         #expect(missed > 0, "the subscriber lagged")
         #expect(received + Int(missed) == total, "received \(received) + missed \(missed) == \(total)")
+        await server.shutdown()
+    }
+
+    @Test("a publisher is paused while a subscriber is far behind, so a burst reaches a late reader whole")
+    func publisherStall() async throws {
+        // Given a buffer of 8, an outbox that holds one large frame, and a generous pause.
+        let server = try TestServer {
+            $0.subjectBuffer = 8
+            $0.maxPendingBytes = 4_096
+            $0.publishStall = .seconds(60)
+        }
+        let subscriber = try await RawClient.connect(to: server.address)
+        try await subscriber.send(.hello(Frame.Hello(clientName: "late")))
+        let publisher = try await server.client()
+        #expect(try await subscriber.next() != .ping)  // WELCOME
+        try await subscriber.subscribe("t", id: 1)
+
+        // When a publisher sends 300 messages of 100 KB (far more than the socket buffers, the outbox and the
+        // subject buffer hold) while the subscriber reads nothing for a while
+        let big = Payload([UInt8](repeating: 0x61, count: 100_000))
+        let total = 300
+        let publishing = Task {
+            for index in 0..<total {
+                var headers = Headers()
+                headers.append(name: "n", value: "\(index)")
+                try await publisher.send(.pub(Frame.Publish(subject: "t", headers: headers, payload: big)))
+            }
+            try await publisher.send(.pub(Frame.Publish(requestID: 77, ackWanted: true, subject: "t", payload: "end")))
+            try await publisher.expectOK(77)
+        }
+        try await Task.sleep(for: .milliseconds(300))
+
+        // Then the subscriber, reading now, gets every message in order and no LAGGED
+        var received = 0
+        while true {
+            let frame = try await subscriber.next()
+            guard case .msg(let message) = frame else {
+                Issue.record("expected only MSG frames, got \(frame)")
+                break
+            }
+            if message.payload == Payload("end") { break }
+            #expect(Int(message.headers["n"] ?? "") == received, "messages in order, none missing")
+            received += 1
+        }
+        #expect(received == total)
+        try await publishing.value
+        // And STATS shows the pause
+        try await publisher.send(.stats(requestID: 900))
+        guard case .statsReply(let stats) = try await publisher.next() else {
+            Issue.record("no STATS_REPLY")
+            return
+        }
+        #expect((stats.entries.first { $0.name == "publisher_stalls" }?.value ?? 0) >= 1)
+        #expect(stats.entries.first { $0.name == "lagged" }?.value == 0)
         await server.shutdown()
     }
 

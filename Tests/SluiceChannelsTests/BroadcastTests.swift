@@ -26,6 +26,27 @@ struct BroadcastTests {
         #expect(first.storage.heldValueCount == 2)
     }
 
+    @Test("backlog is how far the slowest receiver is behind, counting what it lagged past; 0 without receivers")
+    func backlog() async throws {
+        let (sender, fast) = Broadcast<Int>.channel(capacity: 4)
+        let slow = sender.subscribe()
+        #expect(sender.backlog == 0)
+        sender.send(contentsOf: [1, 2, 3])
+        #expect(sender.backlog == 3)
+        for _ in 0..<3 { _ = try await fast.recv() }
+        #expect(sender.backlog == 3, "the slow receiver still owes all three")
+        _ = try await slow.recv()
+        #expect(sender.backlog == 2)
+        sender.send(contentsOf: [4, 5, 6, 7])
+        #expect(sender.backlog == 6, "past the capacity: the slow receiver has lagged")
+        await #expect(throws: Broadcast<Int>.RecvError.lagged(2)) { try await slow.recv() }
+        #expect(sender.backlog == 4)
+        _ = consume slow
+        #expect(sender.backlog == 4, "the fast receiver owes 4, 5, 6, 7")
+        _ = consume fast
+        #expect(sender.backlog == 0)
+    }
+
     @Test("a send with no receiver returns zero and is not stored for later subscribers")
     func sendWithoutReceivers() throws {
         // Given a channel whose only receiver is gone

@@ -89,6 +89,7 @@ struct SubjectTests {
         try await withTestServer(configure: {
             $0.subjectBuffer = 8
             $0.maxPendingBytes = 4_096
+            $0.publishStall = .zero
         }) { address in
             let subscriber = try await connect(address, "slow")
             let publisher = try await connect(address, "fast")

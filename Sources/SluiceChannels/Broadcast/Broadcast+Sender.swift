@@ -79,5 +79,21 @@ extension Broadcast {
         /// Values the channel holds for receivers that have not read them; a receiver further behind lags.
         @inlinable
         public var capacity: Int { self.storage.capacity }
+
+        /// How far the slowest receiver is behind: the values sent that it has yet to take, counting any it has
+        /// already lagged past (so it may exceed ``capacity``). 0 when every receiver is caught up, or there is none.
+        ///
+        /// A publisher that may pause can use it to let a slow receiver catch up before it lags (the broker stalls
+        /// a publisher for a bounded time this way).
+        ///
+        /// ## Examples
+        /// ```swift
+        /// let (sender, receiver) = Broadcast<Int>.channel(capacity: 8)
+        /// sender.send(contentsOf: [1, 2, 3])
+        /// print(sender.backlog)                   // 3
+        /// _ = try await receiver.recv()
+        /// print(sender.backlog)                   // 2
+        /// ```
+        public var backlog: Int { self.storage.backlog }
     }
 }

@@ -370,6 +370,14 @@ extension Broadcast {
             return Int(self.tail - self.receivers[receiver].next)
         }
 
+        /// Values the slowest subscribed receiver has yet to take (counting any it has lagged past); 0 with none.
+        @inlinable
+        var backlog: Int {
+            var oldest = self.tail
+            for entry in self.receivers where entry.isSubscribed { oldest = min(oldest, entry.next) }
+            return Int(self.tail - oldest)
+        }
+
         /// The position `receiver` reads next.
         @inlinable
         func cursor(of receiver: Int) -> UInt64 {

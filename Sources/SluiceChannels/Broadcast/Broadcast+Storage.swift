@@ -87,6 +87,8 @@ extension Broadcast {
         @inlinable
         var receiverCount: Int { self.state.withLock { $0.receiverCount } }
 
+        var backlog: Int { self.state.withLock { $0.backlog } }
+
         @inlinable
         func pendingCount(receiver: Int) -> Int {
             self.state.withLock { $0.pendingCount(receiver: receiver) }
