@@ -86,7 +86,7 @@ final class Outbox: Sendable {
     ///
     /// ## Errors
     /// `CancellationError`; ``OutboxClosed`` once the connection is ending.
-    func answer(_ frame: Frame) async throws {
+    nonisolated(nonsending) func answer(_ frame: Frame) async throws {
         let cost = self.cost(of: frame)
         self.pending.wrappingAdd(cost, ordering: .relaxed)
         do {
@@ -102,17 +102,17 @@ final class Outbox: Sendable {
     ///
     /// ## Errors
     /// `CancellationError`; ``OutboxClosed`` once the connection is ending.
-    func deliver(_ frame: Frame) async throws {
+    nonisolated(nonsending) func deliver(_ frame: Frame) async throws {
         try await self.deliver(.one(frame), cost: self.cost(of: frame))
     }
 
     /// Queues a batch of subject deliveries as one item: one wait for credit and one channel send for all of them.
-    func deliver(_ frames: [Frame]) async throws {
+    nonisolated(nonsending) func deliver(_ frames: [Frame]) async throws {
         guard !frames.isEmpty else { return }
         try await self.deliver(.many(frames), cost: self.cost(of: frames))
     }
 
-    private func deliver(_ content: Content, cost: Int) async throws {
+    nonisolated(nonsending) private func deliver(_ content: Content, cost: Int) async throws {
         let credit = min(cost, self.creditLimit)
         do {
             let permit = try await self.credit.acquire(credit)
@@ -162,7 +162,7 @@ final class Outbox: Sendable {
 
     /// Queues the connection's last frame (GOODBYE, a closing ERROR, or none) after everything already queued: the
     /// writer writes up to it and stops. Waits while the outbox is full.
-    func finish(with frame: Frame?) async {
+    nonisolated(nonsending) func finish(with frame: Frame?) async {
         try? await self.sender.send(Item(content: frame.map { .one($0) } ?? .none, cost: 0, credit: 0, isLast: true))
     }
 

@@ -107,20 +107,20 @@ struct Reader {
 
     // MARK: - Answers
 
-    private func answer(_ frame: Frame) async throws {
+    nonisolated(nonsending) private func answer(_ frame: Frame) async throws {
         try await self.outbox.answer(frame)
     }
 
-    private func ok(_ requestID: UInt32) async throws {
+    nonisolated(nonsending) private func ok(_ requestID: UInt32) async throws {
         try await self.answer(.ok(requestID: requestID))
     }
 
-    private func fail(_ requestID: UInt32, _ code: ErrorCode, _ message: String) async throws {
+    nonisolated(nonsending) private func fail(_ requestID: UInt32, _ code: ErrorCode, _ message: String) async throws {
         try await self.answer(.error(Frame.ErrorReport(requestID: requestID, code: code, message: message)))
     }
 
     /// Answers `LIMIT_REACHED`: a new key or queue would pass the server's limit on their number.
-    private func limitReached(_ requestID: UInt32, _ what: String, _ limit: Int) async throws {
+    nonisolated(nonsending) private func limitReached(_ requestID: UInt32, _ what: String, _ limit: Int) async throws {
         try await self.fail(requestID, .limitReached, "the server keeps at most \(limit) \(what)")
     }
 
@@ -131,7 +131,7 @@ struct Reader {
     }
 
     /// Validates `name`; on failure answers ERROR and returns false.
-    private func valid(_ name: String, as kind: NameKind, _ requestID: UInt32) async throws -> Bool {
+    nonisolated(nonsending) private func valid(_ name: String, as kind: NameKind, _ requestID: UInt32) async throws -> Bool {
         do throws(NameError) {
             try Subject.validate(name, as: kind)
             return true
@@ -142,7 +142,7 @@ struct Reader {
     }
 
     /// Checks a new subscription id: unused and under the limit; on failure answers ERROR and returns false.
-    private func canSubscribe(_ subscriptionID: UInt32, _ requestID: UInt32) async throws -> Bool {
+    nonisolated(nonsending) private func canSubscribe(_ subscriptionID: UInt32, _ requestID: UInt32) async throws -> Bool {
         if self.subscriptions[subscriptionID] != nil {
             try await self.fail(requestID, .duplicateID, "subscription id \(subscriptionID) is in use")
             return false
@@ -160,7 +160,7 @@ struct Reader {
 
     // MARK: - Frames
 
-    mutating func handle(_ frame: Frame) async throws {
+    nonisolated(nonsending) mutating func handle(_ frame: Frame) async throws {
         guard self.welcomed else { return try await self.handshake(frame) }
         if case .pub(let publish) = frame { return try await self.publish(publish) }
         // Everything else sees the effects of every PUB before it.
@@ -234,7 +234,7 @@ struct Reader {
         }
     }
 
-    private mutating func handshake(_ frame: Frame) async throws {
+    nonisolated(nonsending) private mutating func handshake(_ frame: Frame) async throws {
         guard case .hello(let hello) = frame else {
             try self.end(.protocolError(.helloRequired, "the first frame must be HELLO, not \(frame.opcode)"))
         }
@@ -269,7 +269,7 @@ struct Reader {
 
     // MARK: Subjects
 
-    private mutating func publish(_ publish: Frame.Publish) async throws {
+    nonisolated(nonsending) private mutating func publish(_ publish: Frame.Publish) async throws {
         guard try await self.valid(publish.subject, as: .subject, publish.requestID) else { return }
         self.pendingPublishes.append(
             Delivery(subject: publish.subject, headers: publish.headers, payload: publish.payload)
@@ -291,7 +291,7 @@ struct Reader {
     /// `publishStall`; NATS stalls a fast producer the same way. The subscriber's forwarder gets the loop (or the
     /// other core) meanwhile, so a burst that would have overrun the buffer is delivered instead of lagged. Past
     /// the limit the subscriber lags (and gets LAGGED), and this publisher is not stalled again for a second.
-    mutating func stallWhileCongested() async {
+    nonisolated(nonsending) mutating func stallWhileCongested() async {
         guard !self.congested.isEmpty else { return }
         defer { self.congested.removeAll() }
         let limit = self.session.configuration.publishStall
@@ -315,7 +315,7 @@ struct Reader {
         }
     }
 
-    private mutating func subscribe(_ subscribe: Frame.Subscribe) async throws {
+    nonisolated(nonsending) private mutating func subscribe(_ subscribe: Frame.Subscribe) async throws {
         guard try await self.valid(subscribe.pattern, as: .pattern, subscribe.requestID) else { return }
         if let group = subscribe.queueGroup {
             guard try await self.valid(group, as: .queueGroup, subscribe.requestID) else { return }
@@ -395,7 +395,7 @@ struct Reader {
         }
     }
 
-    private mutating func unsubscribe(_ unsubscribe: Frame.Unsubscribe) async throws {
+    nonisolated(nonsending) private mutating func unsubscribe(_ unsubscribe: Frame.Unsubscribe) async throws {
         guard let subscription = self.subscriptions.removeValue(forKey: unsubscribe.subscriptionID) else {
             try await self.fail(
                 unsubscribe.requestID,
@@ -409,7 +409,7 @@ struct Reader {
     }
 
     /// Undoes one subscription; returns once its forwarder has stopped, so no MSG for it follows.
-    private func end(_ subscription: Subscription, id: UInt32) async {
+    nonisolated(nonsending) private func end(_ subscription: Subscription, id: UInt32) async {
         switch subscription {
         case .subject(let pattern, let group, let member, let forwarder):
             if let group {
@@ -429,7 +429,7 @@ struct Reader {
     }
 
     /// Undoes every subscription and forgets the connection's requests, when the connection ends.
-    mutating func cleanUp() async {
+    nonisolated(nonsending) mutating func cleanUp() async {
         self.flushPublishes()
         let subscriptions = self.subscriptions
         self.subscriptions = [:]
@@ -442,7 +442,7 @@ struct Reader {
 
     // MARK: Queues
 
-    private func push(_ push: Frame.Push) async throws {
+    nonisolated(nonsending) private func push(_ push: Frame.Push) async throws {
         guard try await self.valid(push.queue, as: .queue, push.requestID) else { return }
         guard let queue = self.broker.queues.queue(push.queue) else {
             try await self.limitReached(push.requestID, "queues", self.session.configuration.maxQueues)
@@ -462,7 +462,7 @@ struct Reader {
         if push.ackWanted { try await self.ok(push.requestID) }
     }
 
-    private mutating func consume(_ consume: Frame.Consume) async throws {
+    nonisolated(nonsending) private mutating func consume(_ consume: Frame.Consume) async throws {
         guard try await self.valid(consume.queue, as: .queue, consume.requestID) else { return }
         let credit = min(Int(consume.credit), self.session.configuration.maxCredit)
         let key = ConsumerKey(session: self.session.id, subscriptionID: consume.subscriptionID)
@@ -489,7 +489,7 @@ struct Reader {
         queue.addConsumer(key, outbox: self.outbox, closer: self.session.closer, credit: credit)
     }
 
-    private func settle(_ settle: Frame.Acknowledgement, requeue: Bool) async throws {
+    nonisolated(nonsending) private func settle(_ settle: Frame.Acknowledgement, requeue: Bool) async throws {
         var found = false
         for (id, subscription) in self.subscriptions {
             guard case .consumer(let queue) = subscription else { continue }
@@ -508,7 +508,7 @@ struct Reader {
 
     // MARK: Keys
 
-    private mutating func watch(_ watch: Frame.WatchKey) async throws {
+    nonisolated(nonsending) private mutating func watch(_ watch: Frame.WatchKey) async throws {
         guard try await self.valid(watch.key, as: .key, watch.requestID) else { return }
         guard try await self.canSubscribe(watch.subscriptionID, watch.requestID) else { return }
         guard let receiver = self.broker.keys.watch(watch.key) else {
@@ -543,7 +543,7 @@ struct Reader {
 
     // MARK: Requests
 
-    private func request(_ request: Frame.Request) async throws {
+    nonisolated(nonsending) private func request(_ request: Frame.Request) async throws {
         guard try await self.valid(request.subject, as: .subject, request.requestID) else { return }
         self.broker.stats.requests.add()
         // At the cap this waits, and the connection is not read meanwhile.
