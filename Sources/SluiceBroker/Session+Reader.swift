@@ -131,7 +131,9 @@ struct Reader {
     }
 
     /// Validates `name`; on failure answers ERROR and returns false.
-    nonisolated(nonsending) private func valid(_ name: String, as kind: NameKind, _ requestID: UInt32) async throws -> Bool {
+    nonisolated(nonsending) private func valid(_ name: String, as kind: NameKind, _ requestID: UInt32) async throws
+        -> Bool
+    {
         do throws(NameError) {
             try Subject.validate(name, as: kind)
             return true
@@ -142,7 +144,9 @@ struct Reader {
     }
 
     /// Checks a new subscription id: unused and under the limit; on failure answers ERROR and returns false.
-    nonisolated(nonsending) private func canSubscribe(_ subscriptionID: UInt32, _ requestID: UInt32) async throws -> Bool {
+    nonisolated(nonsending) private func canSubscribe(_ subscriptionID: UInt32, _ requestID: UInt32) async throws
+        -> Bool
+    {
         if self.subscriptions[subscriptionID] != nil {
             try await self.fail(requestID, .duplicateID, "subscription id \(subscriptionID) is in use")
             return false
