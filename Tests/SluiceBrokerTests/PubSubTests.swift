@@ -152,19 +152,28 @@ struct PubSubTests {
         await server.shutdown()
     }
 
-    @Test("a subscriber that falls more than the buffer behind gets one LAGGED with the exact count, then continues")
-    func lagged() async throws {
-        // Given a buffer of 8 and an outbox so small that the subscriber's forwarder must wait.
+    /// A server with a subject buffer of 8 and an outbox of 4 KiB (the subjects' half, 2 KiB, holds one large frame
+    /// at a time), a raw subscriber to `t` (subscription 1) that has read its WELCOME and OK and nothing else, and a
+    /// publisher.
+    static func slowSubscriber(publishStall: Duration) async throws -> (TestServer, RawClient, RawClient) {
         let server = try TestServer {
             $0.subjectBuffer = 8
-            $0.maxPendingBytes = 4_096  // the subjects' half (2 KiB) holds one 2 KiB-cost frame at a time
-            $0.publishStall = .zero  // the publisher never waits (see `publisherStall` for the pause)
+            $0.maxPendingBytes = 4_096
+            $0.publishStall = publishStall
         }
         let subscriber = try await RawClient.connect(to: server.address)
         try await subscriber.send(.hello(Frame.Hello(clientName: "slow")))
         let publisher = try await server.client()
         #expect(try await subscriber.next() != .ping)  // WELCOME
         try await subscriber.subscribe("t", id: 1)
+        return (server, subscriber, publisher)
+    }
+
+    @Test("a subscriber that falls more than the buffer behind gets one LAGGED with the exact count, then continues")
+    func lagged() async throws {
+        // Given a buffer of 8, an outbox so small that the subscriber's forwarder must wait, and no pause for the
+        // publisher (see `publisherStall` for the pause).
+        let (server, subscriber, publisher) = try await Self.slowSubscriber(publishStall: .zero)
 
         // When the publisher sends 2,000 messages of 100 KB each while the subscriber does not read (its socket
         // buffers fill, so the forwarder stops pulling from the subject's buffer).
@@ -211,16 +220,7 @@ struct PubSubTests {
     @Test("a publisher is paused while a subscriber is far behind, so a burst reaches a late reader whole")
     func publisherStall() async throws {
         // Given a buffer of 8, an outbox that holds one large frame, and a generous pause.
-        let server = try TestServer {
-            $0.subjectBuffer = 8
-            $0.maxPendingBytes = 4_096
-            $0.publishStall = .seconds(60)
-        }
-        let subscriber = try await RawClient.connect(to: server.address)
-        try await subscriber.send(.hello(Frame.Hello(clientName: "late")))
-        let publisher = try await server.client()
-        #expect(try await subscriber.next() != .ping)  // WELCOME
-        try await subscriber.subscribe("t", id: 1)
+        let (server, subscriber, publisher) = try await Self.slowSubscriber(publishStall: .seconds(60))
 
         // When a publisher sends 300 messages of 100 KB (far more than the socket buffers, the outbox and the
         // subject buffer hold) while the subscriber reads nothing for a while
