@@ -93,6 +93,7 @@ public enum Server {
         let sweeper = Task(executorPreference: listener.loop) {
             await sweep(sessions: sessions, configuration: configuration)
         }
+        let requestTimer = Task(executorPreference: listener.loop) { await broker.requests.runTimer() }
 
         // Wait for the signal.
         while !shutdown.borrowAndUpdate() {
@@ -134,6 +135,7 @@ public enum Server {
                 guard (try? await ended.recv()) != nil else { break }
             }
         }
+        requestTimer.cancel()  // after the sessions: requests still time out during the grace period
         broker.queues.stop()
         let unacknowledged = broker.unacknowledgedSummary()
         log(

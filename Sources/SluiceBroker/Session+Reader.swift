@@ -559,9 +559,13 @@ struct Reader {
             return
         }
         let requests = self.broker.requests
+        let timeout =
+            request.timeoutMilliseconds == 0
+            ? self.session.configuration.requestTimeout : .milliseconds(Int64(request.timeoutMilliseconds))
         let (replyID, receiver) = requests.begin(
             responder: ConsumerKey(session: responder.session, subscriptionID: responder.subscriptionID),
-            requester: self.session.id
+            requester: self.session.id,
+            timeout: timeout
         )
         let ask = Frame.msg(
             Frame.Message(
@@ -581,17 +585,10 @@ struct Reader {
         case .closed:
             requests.responderGone(session: responder.session)
         }
-        let timeout =
-            request.timeoutMilliseconds == 0
-            ? self.session.configuration.requestTimeout : .milliseconds(Int64(request.timeoutMilliseconds))
         let session = self.session
         let requestID = request.requestID
+        // The answer, whichever comes first: the REPLY, the timeout (`RequestRegistry.runTimer`), the responder gone.
         Task(executorPreference: session.stream.loop) {
-            let timer = Task(executorPreference: session.stream.loop) {
-                try? await Task.sleep(for: timeout)
-                guard !Task.isCancelled else { return }
-                requests.fail(replyID, code: .timeout, message: "no reply within \(timeout)")
-            }
             let answer: Frame
             do {
                 switch try await receiver.value() {
@@ -605,7 +602,6 @@ struct Reader {
                     Frame.ErrorReport(requestID: requestID, code: .responderGone, message: "the responder left")
                 )
             }
-            timer.cancel()
             if session.outbox.post(answer) == .overLimit { session.closer.close(.slowConsumer) }
             session.inflight.release(1)
         }

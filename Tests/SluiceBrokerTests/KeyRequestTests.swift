@@ -134,6 +134,43 @@ struct KeyRequestTests {
         await server.shutdown()
     }
 
+    @Test("a short timeout fires on time while a longer request waits, and the longer one can still be answered")
+    func timeoutsInterleave() async throws {
+        let server = try TestServer()
+        let responder = try await server.client()
+        try await responder.subscribe("slow", id: 1)
+        let requester = try await server.client()
+        // Given a request that may wait a minute
+        try await requester.send(
+            .request(Frame.Request(requestID: 1, timeoutMilliseconds: 60_000, subject: "slow", payload: "long"))
+        )
+        let long = try #require(try await responder.next().message)
+        // When a request with a 100 ms timeout follows
+        let clock = ContinuousClock()
+        let start = clock.now
+        try await requester.send(
+            .request(Frame.Request(requestID: 2, timeoutMilliseconds: 100, subject: "slow", payload: "short"))
+        )
+        _ = try #require(try await responder.next().message)
+        // Then it times out (not before its deadline, and not at the long one's)
+        try await requester.expectError(2, .timeout)
+        #expect(clock.now - start >= .milliseconds(100))
+        #expect(clock.now - start < .seconds(30))
+        // And the long one is still answered by its REPLY
+        guard case .request(let replyID) = long.delivery else {
+            Issue.record("not a request: \(long)")
+            return
+        }
+        try await responder.send(.reply(Frame.Reply(requestID: 9, replyID: replyID, payload: "done")))
+        guard case .response(let response) = try await requester.next() else {
+            Issue.record("no RESPONSE")
+            return
+        }
+        #expect(response.requestID == 1)
+        #expect(response.payload == Payload("done"))
+        await server.shutdown()
+    }
+
     @Test("requests are spread over responders, and past max_inflight_requests the requester is not read")
     func inflightCap() async throws {
         let server = try TestServer { $0.maxInflightRequests = 2 }
