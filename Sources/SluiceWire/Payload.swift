@@ -5,8 +5,14 @@
 /// `Payload` value copies a reference and a range, never the bytes. The bytes it covers never change: the decoder
 /// writes new input only past them (see ``FrameDecoder``).
 ///
-/// Holding a small payload holds its whole read buffer. Anything kept for long (a queued message, a key's value)
-/// should be stored as ``compacted()``, which copies the bytes once into a block of their own size.
+/// Holding a payload holds its whole read buffer. Anything kept for long (a queued message, a key's value) should be
+/// stored as ``compacted()``, which copies the bytes once into a block of their own size.
+///
+/// A payload of at most ``inlineCapacity`` (16) bytes is the exception: it holds its bytes itself, like a small
+/// `String`, and refers to no buffer. Copying 16 bytes costs less than sharing them: every copy of a shared payload
+/// retains and releases its buffer, and when a publisher's thread and a subscriber's thread do that on the same
+/// buffer at once, the reference count's cache line bounces between the cores (`sluice-bench peers`, fan-out of
+/// 16-byte messages, spent over half of the broker's time in `swift_retain`/`swift_release`).
 ///
 /// `Payload` is a random-access collection of `UInt8` indexed from 0.
 ///
@@ -19,33 +25,56 @@
 /// payload.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
 /// ```
 public struct Payload: Sendable {
-    /// The block the bytes live in; nil for an empty payload.
+    /// The most bytes a payload holds inline, in its own value, instead of in a shared block.
+    public static let inlineCapacity = 16
+
+    /// The block the bytes live in; nil for an empty payload and for an inline one.
     let storage: ByteStorage?
-    /// Index of the first byte in `storage`.
+    /// Index of the first byte in `storage`; for an inline payload, its bytes 0..<8.
     let start: Int
+    /// For an inline payload, its bytes 8..<16; 0 otherwise.
+    let inlineTail: UInt64
     /// Number of bytes.
     public let count: Int
 
-    /// The block the bytes live in, to tell in tests whether two payloads share one.
+    /// The block the bytes live in, to tell in tests whether two payloads share one; nil for an inline payload.
     var storageIdentity: ObjectIdentifier? { self.storage.map(ObjectIdentifier.init) }
 
-    /// A view of `count` bytes of `storage` from `start`; no copy.
+    /// True when the bytes are held in the value itself (at most ``inlineCapacity`` of them).
+    var isInline: Bool { self.storage == nil && self.count > 0 }
+
+    /// A view of `count` bytes of `storage` from `start`; no copy, except that a payload of at most
+    /// ``inlineCapacity`` bytes copies them into itself.
     init(storage: ByteStorage, start: Int, count: Int) {
         if count == 0 {
-            self.storage = nil
-            self.start = 0
+            self.init()
+        } else if count <= Self.inlineCapacity {
+            self.init(inline: UnsafeRawBufferPointer(start: storage.base + start, count: count))
         } else {
-            self.storage = storage
-            self.start = start
+            self.init(parts: storage, start: start, inlineTail: 0, count: count)
         }
+    }
+
+    /// The bytes `bytes` points to (1 to ``inlineCapacity`` of them), held inline.
+    private init(inline bytes: UnsafeRawBufferPointer) {
+        var words: (UInt64, UInt64) = (0, 0)
+        withUnsafeMutableBytes(of: &words) {
+            UnsafeMutableRawBufferPointer(rebasing: $0[..<bytes.count]).copyMemory(from: bytes)
+        }
+        self.init(parts: nil, start: Int(bitPattern: UInt(words.0)), inlineTail: words.1, count: bytes.count)
+    }
+
+    /// Every stored property as given.
+    private init(parts storage: ByteStorage?, start: Int, inlineTail: UInt64, count: Int) {
+        self.storage = storage
+        self.start = start
+        self.inlineTail = inlineTail
         self.count = count
     }
 
     /// The empty payload. Allocates nothing.
     public init() {
-        self.storage = nil
-        self.start = 0
-        self.count = 0
+        self.init(parts: nil, start: 0, inlineTail: 0, count: 0)
     }
 
     /// Copies `bytes` into a block of their own.
@@ -63,10 +92,13 @@ public struct Payload: Sendable {
         self = text.withUTF8 { Payload(copying: UnsafeRawBufferPointer($0)) }
     }
 
-    /// Copies the bytes `bytes` points to into a block of their own.
+    /// Copies the bytes `bytes` points to into a block of their own (or, at most ``inlineCapacity`` of them, into
+    /// the payload itself).
     public init(copying bytes: UnsafeRawBufferPointer) {
         if bytes.isEmpty {
             self.init()
+        } else if bytes.count <= Self.inlineCapacity {
+            self.init(inline: bytes)
         } else {
             self.init(storage: ByteStorage(copying: bytes), start: 0, count: bytes.count)
         }
@@ -77,10 +109,15 @@ public struct Payload: Sendable {
         _ body: (UnsafeRawBufferPointer) throws(Failure) -> Result
     ) throws(Failure) -> Result {
         guard self.count > 0 else { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
-        defer { withExtendedLifetime(self) {} }
-        return try body(
-            UnsafeRawBufferPointer(start: self.storage.unsafelyUnwrapped.base + self.start, count: self.count)
-        )
+        if let storage = self.storage {
+            defer { withExtendedLifetime(storage) {} }
+            return try body(UnsafeRawBufferPointer(start: storage.base + self.start, count: self.count))
+        }
+        var words = (UInt64(UInt(bitPattern: self.start)), self.inlineTail)
+        let count = self.count
+        return try Swift.withUnsafeBytes(of: &words) { bytes throws(Failure) -> Result in
+            try body(UnsafeRawBufferPointer(rebasing: bytes[..<count]))
+        }
     }
 
     /// A payload with the same bytes in a block of exactly their size, so holding it no longer holds the read
@@ -112,9 +149,16 @@ extension Payload: RandomAccessCollection {
         _ body: (UnsafeBufferPointer<UInt8>) throws -> Result
     ) rethrows -> Result? {
         guard self.count > 0 else { return try body(UnsafeBufferPointer(start: nil, count: 0)) }
-        defer { withExtendedLifetime(self) {} }
-        let start = (self.storage.unsafelyUnwrapped.base + self.start).assumingMemoryBound(to: UInt8.self)
-        return try body(UnsafeBufferPointer(start: start, count: self.count))
+        if let storage = self.storage {
+            defer { withExtendedLifetime(storage) {} }
+            let start = (storage.base + self.start).assumingMemoryBound(to: UInt8.self)
+            return try body(UnsafeBufferPointer(start: start, count: self.count))
+        }
+        var words = (UInt64(UInt(bitPattern: self.start)), self.inlineTail)
+        let count = self.count
+        return try Swift.withUnsafeBytes(of: &words) { bytes in
+            try body(UnsafeRawBufferPointer(rebasing: bytes[..<count]).assumingMemoryBound(to: UInt8.self))
+        }
     }
 }
 
@@ -122,7 +166,7 @@ extension Payload: Hashable {
     /// Byte-wise equality: where the bytes live does not matter.
     public static func == (lhs: Payload, rhs: Payload) -> Bool {
         guard lhs.count == rhs.count else { return false }
-        if lhs.storage === rhs.storage && lhs.start == rhs.start { return true }
+        if lhs.storage != nil && lhs.storage === rhs.storage && lhs.start == rhs.start { return true }
         return lhs.withUnsafeBytes { left in rhs.withUnsafeBytes { right in left.elementsEqual(right) } }
     }
 

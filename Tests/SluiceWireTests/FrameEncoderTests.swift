@@ -52,17 +52,18 @@ struct FrameEncoderTests {
 
     @Test("taken bytes never change, and the memory is reused once they are dropped")
     func takeEncoded() throws {
-        // Given two frames taken from an encoder
+        // Given frames taken from an encoder (more than a payload holds inline, so the taken bytes share its buffer)
         var encoder = FrameEncoder()
-        try encoder.encode(.ping)
-        try encoder.encode(.pong)
+        let frames: [Frame] = [.ping, .pong, .ping, .pong]
+        for frame in frames { try encoder.encode(frame) }
         let buffer = encoder.bufferIdentity
         var taken: Payload? = encoder.takeEncoded()
+        #expect(taken?.storageIdentity == buffer)
         #expect(encoder.isEmpty)
         // When more is encoded while they are held
         try encoder.encode(.goodbye)
         // Then the taken bytes are unchanged and the encoder moved to another buffer
-        #expect(taken.map(Array.init) == (try encoded([.ping, .pong])))
+        #expect(taken.map(Array.init) == (try encoded(frames)))
         #expect(encoder.bytes == (try encoded([.goodbye])))
         #expect(encoder.bufferIdentity != buffer)
         // And once nothing holds the taken bytes, the encoder writes in place again
@@ -109,10 +110,40 @@ struct PayloadTests {
         #expect(String(decoding: a, as: UTF8.self) == "hello")
     }
 
+    @Test("a payload of at most 16 bytes holds its bytes itself: no read buffer kept, same bytes, equality and hash")
+    func inlinePayloads() throws {
+        // Given PUBs of 1, 16 and 17 bytes decoded from one read
+        let sizes = [1, 16, 17]
+        var decoder = FrameDecoder()
+        decoder.append(
+            try encoded(sizes.map { .pub(.init(subject: "s", payload: Payload((0..<$0).map { UInt8($0 + 100) }))) })
+        )
+        var payloads: [Payload] = []
+        while let frame = try decoder.next() {
+            guard case .pub(let publish) = frame else { continue }
+            payloads.append(publish.payload)
+        }
+        // Then the two short ones are inline and the long one is a view of the read buffer
+        #expect(payloads.map(\.isInline) == [true, true, false])
+        #expect(payloads[0].storageIdentity == nil && payloads[1].storageIdentity == nil)
+        #expect(payloads[2].storageIdentity == decoder.bufferIdentity)
+        // And every one reads, compares and hashes by its bytes, wherever they live
+        for (payload, size) in zip(payloads, sizes) {
+            let bytes = (0..<size).map { UInt8($0 + 100) }
+            #expect(Array(payload) == bytes)
+            #expect(payload.withUnsafeBytes { Array($0) } == bytes)
+            #expect(payload == Payload(bytes))
+            #expect(payload.hashValue == Payload(bytes).hashValue)
+            #expect(payload.compacted() == payload)
+        }
+        #expect(Payload(copying: UnsafeRawBufferPointer(start: nil, count: 0)).isInline == false)
+        #expect(payloads[1] != Payload((0..<16).map { UInt8($0 + 101) }))
+    }
+
     @Test("compacted copies the bytes into a block of their own")
     func compacted() throws {
         var decoder = FrameDecoder()
-        decoder.append(try encoded([.pub(.init(subject: "s", payload: "abc"))]))
+        decoder.append(try encoded([.pub(.init(subject: "s", payload: "more than sixteen bytes"))]))
         guard case .pub(let publish) = try decoder.next() else {
             Issue.record("expected a PUB")
             return
