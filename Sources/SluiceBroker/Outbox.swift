@@ -45,6 +45,20 @@ final class Outbox: Sendable {
 
     /// The writer's end.
     let receiver: MPSC<Item>.Receiver
+    /// True while a writer drains the outbox. A producer that queues a frame starts one when it is false
+    /// (``kick()``); the writer sets it false when it finds the outbox empty, then looks once more
+    /// (``writerGoesIdle()``). So an idle connection has no writer task, and holds none of its memory.
+    let writing = Atomic<Bool>(false)
+    /// Starts a writer task; set once by the session (``onWork(_:)``) before anything is queued.
+    private let starter = Locked<WriterStarter?>(nil)
+
+    /// What ``onWork(_:)`` was given. A class: a closure kept directly in the `Locked` state and read through its
+    /// `inout` access came back wrapped in one more reabstraction thunk on every read (Swift 6.3.1), so each start
+    /// ran through all the earlier wrappers: the broker slowed without bound.
+    private final class WriterStarter: Sendable {
+        let start: @Sendable () -> Void
+        init(_ start: @escaping @Sendable () -> Void) { self.start = start }
+    }
     private let sender: MPSC<Item>.Sender
     /// The subject deliveries' half of the budget, in bytes.
     private let credit: AsyncSemaphore
@@ -69,6 +83,47 @@ final class Outbox: Sendable {
 
     /// Bytes queued and not yet written.
     var pendingBytes: Int { self.pending.load(ordering: .relaxed) }
+
+    /// Sets what starts a writer when a frame is queued and none runs.
+    func onWork(_ start: @escaping @Sendable () -> Void) {
+        let starter = WriterStarter(start)
+        self.starter.withLock { $0 = starter }
+    }
+
+    /// Something was queued: start a writer unless one runs.
+    private func kick() {
+        // Our send, then our look at `writing`; the writer stores `writing`, then looks at the queue. With a full
+        // fence between each pair, one of the two sees the other's write: no item is left without a writer.
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
+        guard !self.writing.load(ordering: .relaxed) else { return }
+        guard !self.writing.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        self.starter.withLock { $0 }?.start()
+    }
+
+    /// The writer found nothing to write: clears ``writing``, then looks once more. True when the writer should
+    /// end (the outbox is empty, or another writer took over since); false when it should go on (it is the writer
+    /// again).
+    func writerGoesIdle() -> Bool {
+        self.writing.store(false, ordering: .releasing)
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
+        if self.receiver.count == 0 { return true }
+        return self.writing.exchange(true, ordering: .acquiringAndReleasing)
+    }
+
+    /// Moves up to `limit` queued items into `items` without waiting. Returns false once the outbox is closed and
+    /// nothing is left in it.
+    func takeReady(upTo limit: Int, into items: inout [Item]) -> Bool {
+        while items.count < limit {
+            do {
+                items.append(try self.receiver.tryRecv())
+            } catch .empty {
+                return true
+            } catch {
+                return false
+            }
+        }
+        return true
+    }
 
     /// Bytes a queued frame holds beyond its wire size: the `Frame` value in the batch array and its share of
     /// reference counts (the payload itself is shared with the subject's buffer and counted in the wire size).
@@ -96,6 +151,7 @@ final class Outbox: Sendable {
             if error is CancellationError { throw error }
             throw OutboxClosed()
         }
+        self.kick()
     }
 
     /// Queues a subject delivery, waiting for room in the subjects' half of the budget.
@@ -130,6 +186,7 @@ final class Outbox: Sendable {
             if error is CancellationError { throw error }
             throw OutboxClosed()
         }
+        self.kick()
     }
 
     /// What ``post(_:)`` did.
@@ -152,6 +209,7 @@ final class Outbox: Sendable {
         }
         switch self.sender.trySend(Item(content: .one(frame), cost: cost, credit: 0, isLast: false)) {
         case .success:
+            self.kick()
             return .queued
         case .failure(let failure):
             self.pending.wrappingSubtract(cost, ordering: .relaxed)
@@ -161,9 +219,22 @@ final class Outbox: Sendable {
     }
 
     /// Queues the connection's last frame (GOODBYE, a closing ERROR, or none) after everything already queued: the
-    /// writer writes up to it and stops. Waits while the outbox is full.
-    nonisolated(nonsending) func finish(with frame: Frame?) async {
-        try? await self.sender.send(Item(content: frame.map { .one($0) } ?? .none, cost: 0, credit: 0, isLast: true))
+    /// writer writes up to it and stops. Waits while the outbox is full, even in a cancelled task (the reader's
+    /// task is cancelled when its connection ends). False when the outbox is closed (the connection was cut):
+    /// nothing was queued, and no writer will write a last frame.
+    nonisolated(nonsending) func finish(with frame: Frame?) async -> Bool {
+        let item = Item(content: frame.map { .one($0) } ?? .none, cost: 0, credit: 0, isLast: true)
+        switch self.sender.trySend(item) {
+        case .success:
+            break
+        case .failure(.closed):
+            return false
+        case .failure(.full(let item)):
+            let sender = self.sender
+            guard await Task(operation: { (try? await sender.send(item)) != nil }).value else { return false }
+        }
+        self.kick()
+        return true
     }
 
     /// Closes the outbox: producers fail from now on, waiting ones at once.

@@ -37,6 +37,9 @@ final class Session: Sendable {
     let openedAt: UInt64
     /// REQUESTs this connection may have waiting.
     let inflight: AsyncSemaphore
+    /// Released by the writer that wrote the last frame, or gave up on a cut connection: ``run()`` waits for it
+    /// before closing the socket.
+    private let writerDone = AsyncSemaphore(permits: 0)
 
     init(id: SessionID, stream: TCPStream, broker: Broker) {
         self.id = id
@@ -46,6 +49,11 @@ final class Session: Sendable {
         self.inflight = AsyncSemaphore(permits: max(1, broker.configuration.maxInflightRequests))
         self.openedAt = Monotonic.now
         self.lastHeard.store(self.openedAt, ordering: .relaxed)
+        // Weak: the outbox lives as long as the session, and must not keep it alive.
+        self.outbox.onWork { [weak self] in
+            guard let self else { return }
+            Task(executorPreference: self.stream.loop) { await self.writeBurst() }
+        }
     }
 
     var log: Log { self.broker.log }
@@ -57,15 +65,19 @@ final class Session: Sendable {
         let loop = self.stream.loop
         let peer = self.stream.peer.map { $0.description } ?? "?"
         self.log(.debug, "conn.open", ["id": self.id, "peer": peer])
-        let writer = Task(executorPreference: loop) { await self.runWriter() }
         // The reader runs in this task (the server attaches it to the closer, which cancels it to end the
-        // connection): one task fewer per connection. What follows it does not depend on cancellation: the last
-        // frame goes into an outbox that has room (or is dropped for a client that stopped reading, which the
-        // grace period then cuts), and awaiting the writer is not cancellable.
+        // connection): the only task an idle connection has. Writers come and go with the traffic (`writeBurst`).
         await self.runReader()
         let reason = self.closer.reason ?? .endOfStream
-        await self.outbox.finish(with: reason.lastFrame)
-        await writer.value
+        if await self.outbox.finish(with: reason.lastFrame) {
+            // A writer writes up to the last frame (or fails, or finds the connection cut) and says so. The wait is
+            // not this task's own (this task was cancelled to end the connection, so its waits would throw at once):
+            // a task's value is awaited regardless of cancellation.
+            let done = self.writerDone
+            await Task(executorPreference: loop) { (try? await done.acquire())?.forget() }.value
+        }
+        // Else the connection was cut (`SessionCloser.force()`, or a writer that failed): a writer still running
+        // fails on the closed socket or finds the outbox closed, and ends.
         self.outbox.close()
         if reason == .goodbye || reason == .shutdown {
             // Let the client see everything, then read what it still sends until it closes (bounded by the
@@ -87,15 +99,26 @@ final class Session: Sendable {
 
     // MARK: - Writer
 
-    private func runWriter() async {
-        // Grows with the batches and shrinks back after a big one: an idle connection keeps a few slots at most.
+    /// Writes what is queued, batch after batch, until the outbox is empty; then ends, and the next frame queued
+    /// starts another (``Outbox/kick()``). An idle connection thus holds no writer task and none of its memory
+    /// (the reader is its only task). One writer at a time: ``Outbox/writing`` says whether one runs.
+    private func writeBurst() async {
+        // Small to start (see the memory bar in DESIGN.md); it grows with the batches of this burst.
         var batch: [Outbox.Item] = []
-        // Small to start: an idle connection should hold little (see the memory bar in DESIGN.md); it grows with
-        // the batches and is given back after a large one.
         var encoder = FrameEncoder(reservingCapacity: 256)
         while true {
-            batch.removeAll(keepingCapacity: batch.count <= 8)
-            guard let count = try? await self.outbox.receiver.recv(upTo: 256, into: &batch), count > 0 else { return }
+            batch.removeAll(keepingCapacity: true)
+            let open = self.outbox.takeReady(upTo: 256, into: &batch)
+            if batch.isEmpty {
+                guard open else {
+                    // Closed and drained without a last frame: the connection was cut, and `run()` queued no last
+                    // frame, so it does not wait (the release is for symmetry, and harmless).
+                    self.writerDone.release(1)
+                    return
+                }
+                if self.outbox.writerGoesIdle() { return }
+                continue
+            }
             var last = false
             for item in batch {
                 switch item.content {
@@ -111,7 +134,7 @@ final class Session: Sendable {
             if !encoder.isEmpty {
                 // No copy: the socket writes the encoder's buffer, which the encoder reuses once this is released.
                 let bytes = EncodedFrames(payload: encoder.takeEncoded())
-                // A large buffer is not kept for the next batch (which may be hours away); a small one is reused.
+                // A large buffer is not kept for the next batch; a small one is reused.
                 if bytes.count > 4_096 { encoder.removeAll(keepingCapacity: false) }
                 do {
                     try await self.stream.write(bytes)
@@ -119,12 +142,18 @@ final class Session: Sendable {
                     self.closer.close(.ioError("\(error)"))
                     for item in batch { self.outbox.written(item) }
                     self.outbox.close()
+                    // `writing` stays set: no writer starts again for this connection.
+                    self.writerDone.release(1)
                     return
                 }
                 self.broker.stats.bytesOut.add(UInt64(bytes.count))
             }
             for item in batch { self.outbox.written(item) }
-            if last { return }
+            if last {
+                // `writing` stays set: nothing is written after the last frame.
+                self.writerDone.release(1)
+                return
+            }
         }
     }
 }
