@@ -4,8 +4,9 @@ import SluiceIO
 import SluiceWire
 import Synchronization
 
-/// One client connection: a reader task that decodes frames and routes them, a writer task that drains the
-/// connection's ``Outbox`` into the socket, and one forwarder task per subject subscription or watch.
+/// One client connection: a reader task that decodes frames and routes them, a writer task (started when a frame is
+/// queued and none runs, ended when the outbox is empty) that drains the connection's ``Outbox`` into the socket,
+/// and one forwarder task per subject subscription or watch.
 ///
 /// ```text
 ///  socket ─▶ reader ─▶ routing tables ─▶ (other sessions' outboxes)
