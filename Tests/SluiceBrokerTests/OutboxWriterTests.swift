@@ -42,16 +42,22 @@ struct OutboxWriterTests {
         }
     }
 
+    /// An outbox whose writers are `drain` tasks reporting to the returned ledger.
+    static func outboxWithSimulatedWriters() -> (Outbox, Ledger) {
+        let outbox = Outbox(limit: 1 << 24)
+        let ledger = Ledger()
+        outbox.onWork {
+            ledger.started.wrappingAdd(1, ordering: .relaxed)
+            Task { await Self.drain(outbox, ledger) }
+        }
+        return (outbox, ledger)
+    }
+
     @Test("every frame posted from many tasks is taken by exactly one writer at a time, and writers end when idle")
     func postsFromManyTasks() async throws {
         for round in 0..<20 {
             // Given an outbox whose writers are simulated tasks
-            let outbox = Outbox(limit: 1 << 24)
-            let ledger = Ledger()
-            outbox.onWork {
-                ledger.started.wrappingAdd(1, ordering: .relaxed)
-                Task { await Self.drain(outbox, ledger) }
-            }
+            let (outbox, ledger) = Self.outboxWithSimulatedWriters()
             // When 8 tasks post 500 frames each, pausing now and then so the outbox empties in between
             let producers = 8
             let perProducer = 500
@@ -88,13 +94,8 @@ struct OutboxWriterTests {
 
     @Test("a frame queued while the writer is going idle is still written (by it, or by a writer it starts)")
     func frameQueuedWhileGoingIdle() async throws {
-        // Given a writer that yields between finding the outbox empty and going idle
-        let outbox = Outbox(limit: 1 << 24)
-        let ledger = Ledger()
-        outbox.onWork {
-            ledger.started.wrappingAdd(1, ordering: .relaxed)
-            Task { await Self.drain(outbox, ledger) }
-        }
+        // Given a writer that yields between finding the outbox empty and going idle (see `drain`)
+        let (outbox, ledger) = Self.outboxWithSimulatedWriters()
         // When one frame at a time is posted as soon as the previous one was taken (so often right in that yield)
         for index in 0..<2_000 {
             #expect(outbox.post(.pong) == .queued)
@@ -116,12 +117,7 @@ struct OutboxWriterTests {
 
     @Test("the last frame starts a writer like any other, and a closed outbox takes none")
     func finishAndClose() async throws {
-        let outbox = Outbox(limit: 1 << 16)
-        let ledger = Ledger()
-        outbox.onWork {
-            ledger.started.wrappingAdd(1, ordering: .relaxed)
-            Task { await Self.drain(outbox, ledger) }
-        }
+        let (outbox, ledger) = Self.outboxWithSimulatedWriters()
         #expect(await outbox.finish(with: .goodbye))
         var spins = 0
         while ledger.taken.load(ordering: .relaxed) < 1 && spins < 1_000_000 {
