@@ -198,15 +198,19 @@ final class SubjectTable: Sendable {
     /// in order. Returns how many pattern sends there were.
     ///
     /// Every pattern channel sent to whose slowest subscriber is now more than three quarters of the buffer behind
-    /// is appended to `congested` (see ``isCongested(_:)``), for the publisher to stall on.
+    /// is appended to `congested` (see ``congestionThreshold(_:)``), for the publisher to stall on.
     @discardableResult
     func publish(_ batch: ArraySlice<Delivery>, congested: inout [Broadcast<Delivery>.Sender]) -> Int {
         guard !batch.isEmpty else { return 0 }
         return self.state.withLock { state in
             var sends = 0
-            func sent(_ sender: Broadcast<Delivery>.Sender) {
+            func send(_ run: ArraySlice<Delivery>, to sender: Broadcast<Delivery>.Sender) {
                 sends += 1
-                if Self.isCongested(sender), !congested.contains(where: { $0 === sender }) { congested.append(sender) }
+                let threshold = Self.congestionThreshold(sender)
+                let (_, backlog) = sender.send(contentsOf: run, backlogAbove: threshold)
+                if let backlog, backlog > threshold, !congested.contains(where: { $0 === sender }) {
+                    congested.append(sender)
+                }
             }
             var start = batch.startIndex
             while start < batch.endIndex {
@@ -214,17 +218,12 @@ final class SubjectTable: Sendable {
                 var end = start + 1
                 while end < batch.endIndex && batch[end].subject == subject { end += 1 }
                 let run = batch[start..<end]
-                if let topic = state.literal[subject] {
-                    topic.sender.send(contentsOf: run)
-                    sent(topic.sender)
-                }
+                if let topic = state.literal[subject] { send(run, to: topic.sender) }
                 for (pattern, topic) in state.wildcard where Subject.matches(pattern: pattern, subject: subject) {
-                    topic.sender.send(contentsOf: run)
-                    sent(topic.sender)
+                    send(run, to: topic.sender)
                 }
                 for group in state.groups.values where Subject.matches(pattern: group.pattern, subject: subject) {
-                    group.sender.send(contentsOf: run)
-                    sent(group.sender)
+                    send(run, to: group.sender)
                 }
                 start = end
             }
@@ -232,10 +231,10 @@ final class SubjectTable: Sendable {
         }
     }
 
-    /// True when `sender`'s slowest subscriber is more than three quarters of the buffer behind: a publisher
-    /// that keeps going makes it lag soon.
-    static func isCongested(_ sender: Broadcast<Delivery>.Sender) -> Bool {
-        sender.backlog > sender.capacity - sender.capacity / 4
+    /// A pattern is congested when its slowest subscriber is more than this far behind (three quarters of the
+    /// buffer): a publisher that keeps going makes it lag soon.
+    static func congestionThreshold(_ sender: Broadcast<Delivery>.Sender) -> Int {
+        sender.capacity - sender.capacity / 4
     }
 
     /// True once `sender`'s slowest subscriber is back within half of the buffer: a stalled publisher may go on.

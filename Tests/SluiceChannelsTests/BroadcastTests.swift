@@ -47,6 +47,26 @@ struct BroadcastTests {
         #expect(sender.backlog == 0)
     }
 
+    @Test("a send can report the backlog: nil while it cannot exceed the threshold, the exact backlog once it may")
+    func sendReportingBacklog() async throws {
+        // Given a 64-value channel whose receiver reads nothing yet
+        let (sender, receiver) = Broadcast<Int>.channel(capacity: 64)
+        // When 10 values are sent, the backlog cannot be over 48: no answer (and no look at the receivers)
+        let first = sender.send(contentsOf: Array(0..<10), backlogAbove: 48)
+        #expect(first.receivers == 1)
+        #expect(first.backlog == nil)
+        // When 50 more are sent, the ring has grown to hold them and the backlog (60) is reported
+        let second = sender.send(contentsOf: Array(10..<60), backlogAbove: 48)
+        #expect(second.backlog == 60)
+        #expect(sender.backlog == 60)
+        // And once the receiver catches up, a send reports how far behind it is again
+        for _ in 0..<60 { _ = try await receiver.recv() }
+        #expect(sender.send(contentsOf: [60], backlogAbove: 48).backlog == 1)
+        // Without receivers nothing is stored or measured
+        _ = consume receiver
+        #expect(sender.send(contentsOf: [61], backlogAbove: 0) == (0, nil))
+    }
+
     @Test("a send with no receiver returns zero and is not stored for later subscribers")
     func sendWithoutReceivers() throws {
         // Given a channel whose only receiver is gone

@@ -54,6 +54,27 @@ extension Broadcast {
             self.storage.send(contentsOf: values)
         }
 
+        /// Sends like ``send(contentsOf:)`` and reports, from the same critical section, how far the slowest
+        /// receiver is behind (see ``backlog``) when that can be more than `threshold`; nil when it cannot, which
+        /// the channel knows without looking at every receiver. One lock round trip for a publisher that wants to
+        /// notice a slow receiver without asking ``backlog`` after every send.
+        ///
+        /// - Returns: how many receivers will see the values (0: nobody is subscribed, they were dropped), and the
+        ///   backlog when it may exceed `threshold`.
+        ///
+        /// ## Examples
+        /// ```swift
+        /// let (sender, receiver) = Broadcast<Int>.channel(capacity: 64)
+        /// sender.send(contentsOf: [1, 2, 3], backlogAbove: 48)        // (1, nil): 3 values cannot be 48 behind
+        /// ```
+        @discardableResult
+        public func send<Values: Collection<Element>>(
+            contentsOf values: Values,
+            backlogAbove threshold: Int
+        ) -> (receivers: Int, backlog: Int?) {
+            self.storage.send(contentsOf: values, backlogAbove: threshold)
+        }
+
         /// Creates a new receiver that sees every value sent from now on, and nothing sent before.
         ///
         /// ## Examples

@@ -42,14 +42,25 @@ extension Broadcast {
         /// Publishes every value of `values`, in order, under one lock; returns how many receivers will see them.
         @inlinable
         func send<Values: Collection<Element>>(contentsOf values: Values) -> Int {
+            self.send(contentsOf: values, backlogAbove: .max).receivers
+        }
+
+        /// Sends like ``send(contentsOf:)`` and, in the same critical section, measures the backlog when it can
+        /// exceed `threshold`: that needs more values owed than `threshold`, so a ring not grown past it (the
+        /// usual case) answers nil without a look at the receivers.
+        @inlinable
+        func send<Values: Collection<Element>>(
+            contentsOf values: Values,
+            backlogAbove threshold: Int
+        ) -> (receivers: Int, backlog: Int?) {
             var displacedValues: [Element] = []
             var wakeups: [ReceiverWakeup] = []
-            let receivers = self.state.withLock { state -> Int in
+            let result = self.state.withLock { state -> (Int, Int?) in
                 var receivers = state.receiverCount
                 for value in values {
                     switch state.send(value) {
                     case .noReceivers:
-                        return 0
+                        return (0, nil)
                     case .sent(let receiverCount, let wakeup, let displaced):
                         // Only a send that finds receivers waiting wakes any, so normally just the first one.
                         if let wakeup { wakeups.append(wakeup) }
@@ -57,12 +68,15 @@ extension Broadcast {
                         receivers = receiverCount
                     }
                 }
-                return receivers
+                // Owed values live in the ring (it grows only to keep them), so a backlog over `threshold` needs a
+                // ring larger than `threshold`, or one already at capacity (lag counts past it).
+                let mayExceed = state.slots.count > threshold || state.slots.count == state.capacity
+                return (receivers, mayExceed && threshold < .max ? state.backlog : nil)
             }
             for wakeup in wakeups { wakeup.resumeAll() }
             // The overwritten values are destroyed here, after unlocking.
             _ = consume displacedValues
-            return receivers
+            return result
         }
 
         @inlinable
