@@ -90,6 +90,14 @@ final class Outbox: Sendable {
         self.starter.withLock { $0 = starter }
     }
 
+    /// Something was queued and its producer will write it if no writer runs: true when it must (it is the writer
+    /// now), false when a running writer will.
+    private func claimWriter() -> Bool {
+        atomicMemoryFence(ordering: .sequentiallyConsistent)  // as in `kick()`
+        guard !self.writing.load(ordering: .relaxed) else { return false }
+        return !self.writing.exchange(true, ordering: .acquiringAndReleasing)
+    }
+
     /// Something was queued: start a writer unless one runs.
     private func kick() {
         // Our send, then our look at `writing`; the writer stores `writing`, then looks at the queue. With a full
@@ -201,6 +209,21 @@ final class Outbox: Sendable {
 
     /// Queues a frame from another connection's work without waiting.
     func post(_ frame: Frame) -> PostResult {
+        let result = self.enqueue(frame)
+        if result == .queued { self.kick() }
+        return result
+    }
+
+    /// ``post(_:)`` for a task already on the connection's event loop that would rather write the frame itself than
+    /// start a writer: `mustWrite` true means no writer ran, this caller is the writer now, and it must run
+    /// `Session.writeBurst()`.
+    func postWritingIfIdle(_ frame: Frame) -> (result: PostResult, mustWrite: Bool) {
+        let result = self.enqueue(frame)
+        return (result, result == .queued && self.claimWriter())
+    }
+
+    /// The queuing half of ``post(_:)``: no writer is started.
+    private func enqueue(_ frame: Frame) -> PostResult {
         let cost = self.cost(of: frame)
         let total = self.pending.wrappingAdd(cost, ordering: .relaxed).newValue
         guard total <= self.limit else {
@@ -209,7 +232,6 @@ final class Outbox: Sendable {
         }
         switch self.sender.trySend(Item(content: .one(frame), cost: cost, credit: 0, isLast: false)) {
         case .success:
-            self.kick()
             return .queued
         case .failure(let failure):
             self.pending.wrappingSubtract(cost, ordering: .relaxed)

@@ -602,8 +602,12 @@ struct Reader {
                     Frame.ErrorReport(requestID: requestID, code: .responderGone, message: "the responder left")
                 )
             }
-            if session.outbox.post(answer) == .overLimit { session.closer.close(.slowConsumer) }
+            // This task runs on the connection's loop and is about to end: it writes the answer itself when no
+            // writer runs, rather than start one.
+            let (result, mustWrite) = session.outbox.postWritingIfIdle(answer)
+            if result == .overLimit { session.closer.close(.slowConsumer) }
             session.inflight.release(1)
+            if mustWrite { await session.writeBurst() }
         }
     }
 }

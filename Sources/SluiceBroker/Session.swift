@@ -103,7 +103,7 @@ final class Session: Sendable {
     /// Writes what is queued, batch after batch, until the outbox is empty; then ends, and the next frame queued
     /// starts another (``Outbox/kick()``). An idle connection thus holds no writer task and none of its memory
     /// (the reader is its only task). One writer at a time: ``Outbox/writing`` says whether one runs.
-    private func writeBurst() async {
+    func writeBurst() async {
         // Small to start (see the memory bar in DESIGN.md); it grows with the batches of this burst.
         var batch: [Outbox.Item] = []
         var encoder = FrameEncoder(reservingCapacity: 256)

@@ -115,6 +115,30 @@ struct OutboxWriterTests {
         #expect(ledger.overlaps.load(ordering: .relaxed) == 0)
     }
 
+    @Test("a caller posting writing-if-idle becomes the writer when none runs, and starts none when one does")
+    func postWritingIfIdle() async throws {
+        // Given an outbox with no writer running and none startable (the caller is to write)
+        let outbox = Outbox(limit: 1 << 16)
+        let started = Atomic<Int>(0)
+        outbox.onWork { started.wrappingAdd(1, ordering: .relaxed) }
+        // When a frame is posted that way, the caller is told to write, and no writer is started
+        let first = outbox.postWritingIfIdle(.pong)
+        #expect(first.result == .queued && first.mustWrite)
+        let writing = outbox.writing.load(ordering: .relaxed)
+        #expect(writing)
+        // And while it writes, a second such post leaves the frame to it
+        let second = outbox.postWritingIfIdle(.pong)
+        #expect(second.result == .queued && !second.mustWrite)
+        // Then, as the writer, it takes both and goes idle; a plain post afterwards starts a writer
+        var batch: [Outbox.Item] = []
+        _ = outbox.takeReady(upTo: 8, into: &batch)
+        #expect(batch.count == 2)
+        for item in batch { outbox.written(item) }
+        #expect(outbox.writerGoesIdle())
+        #expect(outbox.post(.pong) == .queued)
+        #expect(started.load(ordering: .relaxed) == 1)
+    }
+
     @Test("the last frame starts a writer like any other, and a closed outbox takes none")
     func finishAndClose() async throws {
         let (outbox, ledger) = Self.outboxWithSimulatedWriters()
