@@ -90,22 +90,19 @@ final class Outbox: Sendable {
         self.starter.withLock { $0 = starter }
     }
 
-    /// Something was queued and its producer will write it if no writer runs: true when it must (it is the writer
-    /// now), false when a running writer will.
+    /// Something was queued: true when no writer runs and the caller is the writer now (it must write, or start
+    /// one); false when a running writer will take it.
     private func claimWriter() -> Bool {
-        atomicMemoryFence(ordering: .sequentiallyConsistent)  // as in `kick()`
+        // Our send, then our look at `writing`; the writer stores `writing`, then looks at the queue. With a full
+        // fence between each pair, one of the two sees the other's write: no item is left without a writer.
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
         guard !self.writing.load(ordering: .relaxed) else { return false }
         return !self.writing.exchange(true, ordering: .acquiringAndReleasing)
     }
 
     /// Something was queued: start a writer unless one runs.
     private func kick() {
-        // Our send, then our look at `writing`; the writer stores `writing`, then looks at the queue. With a full
-        // fence between each pair, one of the two sees the other's write: no item is left without a writer.
-        atomicMemoryFence(ordering: .sequentiallyConsistent)
-        guard !self.writing.load(ordering: .relaxed) else { return }
-        guard !self.writing.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        self.starter.withLock { $0 }?.start()
+        if self.claimWriter() { self.starter.withLock { $0 }?.start() }
     }
 
     /// The writer found nothing to write: clears ``writing``, then looks once more. True when the writer should
