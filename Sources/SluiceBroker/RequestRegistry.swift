@@ -15,9 +15,10 @@ enum RequestOutcome: Sendable {
 ///
 /// Whoever removes the entry first decides the outcome: the responder's REPLY, the requester's timeout, or the
 /// responder leaving. Timeouts are kept by one task for the whole server (``runTimer(tick:)``), not a timer per
-/// request: it looks every `tick` while any request waits, so a request times out at most a tick late. A responder that leaves simply has its entries removed: dropping an unsent `Oneshot.Sender`
-/// makes the receiver throw `senderDropped`, which the waiter answers with `RESPONDER_GONE`. So every request is
-/// answered exactly once, and a late REPLY finds nothing (`UNKNOWN_ID`).
+/// request: it looks every `tick` while any request waits, so a request times out at most a tick late. A responder
+/// that leaves simply has its entries removed: dropping an unsent `Oneshot.Sender` makes the receiver throw
+/// `senderDropped`, which the waiter answers with `RESPONDER_GONE`. So every request is answered exactly once, and a
+/// late REPLY finds nothing (`UNKNOWN_ID`).
 final class RequestRegistry: Sendable {
     /// One request in flight. A class because `Oneshot.Sender` is noncopyable and dictionary values are not.
     final class Pending: Sendable {
