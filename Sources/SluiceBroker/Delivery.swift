@@ -1,3 +1,4 @@
+import SluiceIO
 import SluiceWire
 
 /// A published message as the router stores it: once, shared by every subscriber that receives it.
@@ -22,6 +23,8 @@ struct Member: Sendable {
     let outbox: Outbox
     /// Closes the connection (a delivery the client cannot take).
     let closer: SessionCloser
+    /// The loop that serves the connection: a request's waiter runs there (see `Reader.request`).
+    let loop: EventLoop
 
     /// Whether `other` is the same subscription.
     func isSame(_ other: Member) -> Bool {

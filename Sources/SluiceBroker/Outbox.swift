@@ -49,15 +49,19 @@ final class Outbox: Sendable {
     /// (``kick()``); the writer sets it false when it finds the outbox empty, then looks once more
     /// (``writerGoesIdle()``). So an idle connection has no writer task, and holds none of its memory.
     let writing = Atomic<Bool>(false)
-    /// Starts a writer task; set once by the session (``onWork(_:)``) before anything is queued.
+    /// Starts a writer; set once by the session (``onWork(writeNow:start:)``) before anything is queued.
     private let starter = Locked<WriterStarter?>(nil)
 
-    /// What ``onWork(_:)`` was given. A class: a closure kept directly in the `Locked` state and read through its
-    /// `inout` access came back wrapped in one more reabstraction thunk on every read (Swift 6.3.1), so each start
-    /// ran through all the earlier wrappers: the broker slowed without bound.
+    /// What ``onWork(writeNow:start:)`` was given. A class: a closure kept directly in the `Locked` state and read
+    /// through its `inout` access came back wrapped in one more reabstraction thunk on every read (Swift 6.3.1), so
+    /// each start ran through all the earlier wrappers: the broker slowed without bound.
     private final class WriterStarter: Sendable {
         let start: @Sendable () -> Void
-        init(_ start: @escaping @Sendable () -> Void) { self.start = start }
+        let writeNow: @Sendable () -> Void
+        init(start: @escaping @Sendable () -> Void, writeNow: @escaping @Sendable () -> Void) {
+            self.start = start
+            self.writeNow = writeNow
+        }
     }
     private let sender: MPSC<Item>.Sender
     /// The subject deliveries' half of the budget, in bytes.
@@ -84,9 +88,10 @@ final class Outbox: Sendable {
     /// Bytes queued and not yet written.
     var pendingBytes: Int { self.pending.load(ordering: .relaxed) }
 
-    /// Sets what starts a writer when a frame is queued and none runs.
-    func onWork(_ start: @escaping @Sendable () -> Void) {
-        let starter = WriterStarter(start)
+    /// Sets what writes when a frame is queued and no writer runs: `start` starts a writer task, `writeNow` writes
+    /// what is queued at once, on the caller's thread, without waiting (``writeClaimed()``; `start` when nil).
+    func onWork(writeNow: (@Sendable () -> Void)? = nil, start: @escaping @Sendable () -> Void) {
+        let starter = WriterStarter(start: start, writeNow: writeNow ?? start)
         self.starter.withLock { $0 = starter }
     }
 
@@ -103,6 +108,12 @@ final class Outbox: Sendable {
     /// Something was queued: start a writer unless one runs.
     private func kick() {
         if self.claimWriter() { self.starter.withLock { $0 }?.start() }
+    }
+
+    /// Writes what is queued now, on the caller's thread: for a caller that holds the writer's claim
+    /// (``postWritingIfIdle(_:)`` said `mustWrite`). What the socket does not take at once goes on in a writer task.
+    func writeClaimed() {
+        self.starter.withLock { $0 }?.writeNow()
     }
 
     /// The writer found nothing to write: clears ``writing``, then looks once more. True when the writer should
@@ -191,7 +202,9 @@ final class Outbox: Sendable {
             if error is CancellationError { throw error }
             throw OutboxClosed()
         }
-        self.kick()
+        // A forwarder runs on the connection's loop and has just waited for this batch: it writes the batch itself
+        // when no writer runs (one write, no writer task to start), and goes back to its channel.
+        if self.claimWriter() { self.writeClaimed() }
     }
 
     /// What ``post(_:)`` did.
@@ -211,9 +224,9 @@ final class Outbox: Sendable {
         return result
     }
 
-    /// ``post(_:)`` for a task already on the connection's event loop that would rather write the frame itself than
-    /// start a writer: `mustWrite` true means no writer ran, this caller is the writer now, and it must run
-    /// `Session.writeBurst()`.
+    /// ``post(_:)`` for a caller that would rather write the frame itself, on its own thread, than start a writer
+    /// task on the connection's loop (a wake-up of that loop's thread): `mustWrite` true means no writer ran, this
+    /// caller is the writer now, and it must call ``writeClaimed()``.
     func postWritingIfIdle(_ frame: Frame) -> (result: PostResult, mustWrite: Bool) {
         let result = self.enqueue(frame)
         return (result, result == .queued && self.claimWriter())

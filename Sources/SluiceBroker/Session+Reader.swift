@@ -329,7 +329,8 @@ struct Reader {
             session: self.session.id,
             subscriptionID: subscribe.subscriptionID,
             outbox: self.outbox,
-            closer: self.session.closer
+            closer: self.session.closer,
+            loop: self.session.stream.loop
         )
         if let group = subscribe.queueGroup {
             self.broker.subjects.subscribe(
@@ -576,7 +577,11 @@ struct Reader {
                 payload: request.payload.compacted()
             )
         )
-        switch responder.outbox.post(ask) {
+        // Written from this thread when the responder's connection has no writer running (see `Session.writeNow()`):
+        // its loop's thread is not woken just to write it.
+        let (posted, mustWrite) = responder.outbox.postWritingIfIdle(ask)
+        if mustWrite { responder.outbox.writeClaimed() }
+        switch posted {
         case .queued:
             self.broker.stats.delivered.add()
         case .overLimit:
@@ -588,7 +593,9 @@ struct Reader {
         let session = self.session
         let requestID = request.requestID
         // The answer, whichever comes first: the REPLY, the timeout (`RequestRegistry.runTimer`), the responder gone.
-        Task(executorPreference: session.stream.loop) {
+        // The waiter runs on the responder's loop, whose reader sends the REPLY into the oneshot: the waiter resumes
+        // on that same thread, without a wake-up of this loop's, and writes the RESPONSE to this connection itself.
+        Task(executorPreference: responder.loop) {
             let answer: Frame
             do {
                 switch try await receiver.value() {
@@ -602,12 +609,11 @@ struct Reader {
                     Frame.ErrorReport(requestID: requestID, code: .responderGone, message: "the responder left")
                 )
             }
-            // This task runs on the connection's loop and is about to end: it writes the answer itself when no
-            // writer runs, rather than start one.
+            // This task is about to end: it writes the answer itself when no writer runs, rather than start one.
             let (result, mustWrite) = session.outbox.postWritingIfIdle(answer)
             if result == .overLimit { session.closer.close(.slowConsumer) }
             session.inflight.release(1)
-            if mustWrite { await session.writeBurst() }
+            if mustWrite { session.outbox.writeClaimed() }
         }
     }
 }

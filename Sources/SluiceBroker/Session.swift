@@ -51,10 +51,7 @@ final class Session: Sendable {
         self.openedAt = Monotonic.now
         self.lastHeard.store(self.openedAt, ordering: .relaxed)
         // Weak: the outbox lives as long as the session, and must not keep it alive.
-        self.outbox.onWork { [weak self] in
-            guard let self else { return }
-            Task(executorPreference: self.stream.loop) { await self.writeBurst() }
-        }
+        self.outbox.onWork(writeNow: { [weak self] in self?.writeNow() }, start: { [weak self] in self?.startWriter() })
     }
 
     var log: Log { self.broker.log }
@@ -100,16 +97,82 @@ final class Session: Sendable {
 
     // MARK: - Writer
 
+    /// Bytes a writer took from the outbox and encoded but the socket has not taken yet, with the items they came
+    /// from (given back once written).
+    struct Unwritten: Sendable {
+        let bytes: [UInt8]
+        let items: [Outbox.Item]
+        /// The items end with the last frame.
+        let isLast: Bool
+    }
+
+    /// Starts a writer task on the connection's loop: the caller holds the writer's claim and hands it over, with
+    /// what it could not write yet.
+    private func startWriter(after unwritten: Unwritten? = nil) {
+        Task(executorPreference: self.stream.loop) { await self.writeBurst(after: unwritten) }
+    }
+
+    /// Writes what is queued now, on the caller's thread, which may be another loop's: one batch and one `send` that
+    /// does not wait, for a caller holding the writer's claim (``Outbox/writeClaimed()``). A loop delivering to a
+    /// connection of another loop thus writes to its socket itself, as NATS does, instead of waking that loop's
+    /// thread to write. What the socket does not take, or what was queued meanwhile, goes on in a writer task.
+    func writeNow() {
+        var batch: [Outbox.Item] = []
+        let open = self.outbox.takeReady(upTo: Self.writeBatch, into: &batch)
+        guard !batch.isEmpty else {
+            if !open {
+                self.writerDone.release(1)  // closed and drained: see `writeBurst`
+            } else if !self.outbox.writerGoesIdle() {
+                self.startWriter()
+            }
+            return
+        }
+        var encoder = FrameEncoder(reservingCapacity: 256)
+        let last = self.encode(batch, into: &encoder)
+        if !encoder.isEmpty {
+            let sent: Int
+            do {
+                sent = try encoder.withUnsafeBytes { bytes throws(IOError) in try self.stream.tryWrite(bytes) }
+            } catch {
+                self.writeFailed(error, batch)
+                return
+            }
+            self.broker.stats.bytesOut.add(UInt64(sent))
+            if sent < encoder.count {
+                // The send buffer is full: the loop's writer waits for room and writes the rest.
+                let rest = encoder.withUnsafeBytes { Array($0[sent...]) }
+                self.startWriter(after: Unwritten(bytes: rest, items: batch, isLast: last))
+                return
+            }
+        }
+        guard self.wrote(batch, isLast: last) else { return }
+        if !self.outbox.writerGoesIdle() { self.startWriter() }
+    }
+
+    /// Items a writer takes from the outbox for one write.
+    static let writeBatch = 256
+
     /// Writes what is queued, batch after batch, until the outbox is empty; then ends, and the next frame queued
     /// starts another (``Outbox/kick()``). An idle connection thus holds no writer task and none of its memory
-    /// (the reader is its only task). One writer at a time: ``Outbox/writing`` says whether one runs.
-    func writeBurst() async {
+    /// (the reader is its only task). One writer at a time: ``Outbox/writing`` says whether one runs. `unwritten`
+    /// is written first.
+    func writeBurst(after unwritten: Unwritten? = nil) async {
+        if let unwritten {
+            do {
+                try await self.stream.write(unwritten.bytes)
+            } catch {
+                self.writeFailed(error, unwritten.items)
+                return
+            }
+            self.broker.stats.bytesOut.add(UInt64(unwritten.bytes.count))
+            guard self.wrote(unwritten.items, isLast: unwritten.isLast) else { return }
+        }
         // Small to start (see the memory bar in DESIGN.md); it grows with the batches of this burst.
         var batch: [Outbox.Item] = []
         var encoder = FrameEncoder(reservingCapacity: 256)
         while true {
             batch.removeAll(keepingCapacity: true)
-            let open = self.outbox.takeReady(upTo: 256, into: &batch)
+            let open = self.outbox.takeReady(upTo: Self.writeBatch, into: &batch)
             if batch.isEmpty {
                 guard open else {
                     // Closed and drained without a last frame: the connection was cut, and `run()` queued no last
@@ -120,18 +183,7 @@ final class Session: Sendable {
                 if self.outbox.writerGoesIdle() { return }
                 continue
             }
-            var last = false
-            for item in batch {
-                switch item.content {
-                case .none: break
-                case .one(let frame): self.encode(frame, into: &encoder)
-                case .many(let frames): for frame in frames { self.encode(frame, into: &encoder) }
-                }
-                if item.isLast {
-                    last = true
-                    break
-                }
-            }
+            let last = self.encode(batch, into: &encoder)
             if !encoder.isEmpty {
                 // No copy: the socket writes the encoder's buffer, which the encoder reuses once this is released.
                 let bytes = EncodedFrames(payload: encoder.takeEncoded())
@@ -140,22 +192,43 @@ final class Session: Sendable {
                 do {
                     try await self.stream.write(bytes)
                 } catch {
-                    self.closer.close(.ioError("\(error)"))
-                    for item in batch { self.outbox.written(item) }
-                    self.outbox.close()
-                    // `writing` stays set: no writer starts again for this connection.
-                    self.writerDone.release(1)
+                    self.writeFailed(error, batch)
                     return
                 }
                 self.broker.stats.bytesOut.add(UInt64(bytes.count))
             }
-            for item in batch { self.outbox.written(item) }
-            if last {
-                // `writing` stays set: nothing is written after the last frame.
-                self.writerDone.release(1)
-                return
-            }
+            guard self.wrote(batch, isLast: last) else { return }
         }
+    }
+
+    /// Encodes `batch` up to its last frame, if it has one; true when it has.
+    private func encode(_ batch: [Outbox.Item], into encoder: inout FrameEncoder) -> Bool {
+        for item in batch {
+            switch item.content {
+            case .none: break
+            case .one(let frame): self.encode(frame, into: &encoder)
+            case .many(let frames): for frame in frames { self.encode(frame, into: &encoder) }
+            }
+            if item.isLast { return true }
+        }
+        return false
+    }
+
+    /// `batch` is written: gives back what it cost. False after the last frame: the writer ends, and `writing` stays
+    /// set, so nothing is written after it.
+    private func wrote(_ batch: [Outbox.Item], isLast: Bool) -> Bool {
+        for item in batch { self.outbox.written(item) }
+        guard isLast else { return true }
+        self.writerDone.release(1)
+        return false
+    }
+
+    /// A write failed: the connection ends, and `writing` stays set, so no writer starts again for it.
+    private func writeFailed(_ error: any Error, _ batch: [Outbox.Item]) {
+        self.closer.close(.ioError("\(error)"))
+        for item in batch { self.outbox.written(item) }
+        self.outbox.close()
+        self.writerDone.release(1)
     }
 }
 
