@@ -593,9 +593,11 @@ struct Reader {
         let session = self.session
         let requestID = request.requestID
         // The answer, whichever comes first: the REPLY, the timeout (`RequestRegistry.runTimer`), the responder gone.
-        // The waiter runs on the responder's loop, whose reader sends the REPLY into the oneshot: the waiter resumes
-        // on that same thread, without a wake-up of this loop's, and writes the RESPONSE to this connection itself.
-        Task(executorPreference: responder.loop) {
+        // The waiter prefers the responder's loop, whose reader sends the REPLY into the oneshot: it resumes on that
+        // same thread, without a wake-up of this loop's, and writes the RESPONSE to this connection itself. It starts
+        // here, at once, up to its wait (`Task.immediate`): enqueueing it on the responder's loop would wake that
+        // loop's thread for nothing.
+        Task.immediate(executorPreference: responder.loop) {
             let answer: Frame
             do {
                 switch try await receiver.value() {

@@ -196,4 +196,67 @@ struct KeyRequestTests {
         #expect(third.subject == "svc")
         await server.shutdown()
     }
+
+    @Test(
+        "requests to a responder that stops reading fill its socket; once it reads, every MSG arrives in order, whole",
+        .timeLimit(.minutes(2))
+    )
+    func requestsToAStalledResponder() async throws {
+        // A request's MSG is written at once by the requester's loop when the responder has no writer running
+        // (`Session.writeNow`); a socket that takes only part of it hands the rest to the responder's own writer.
+        let server = try TestServer()
+        // Given a responder on a bare socket, which reads its WELCOME and OK and then nothing
+        let responder = try await TCPStream.connect(to: server.address, on: testLoops.next())
+        var encoder = FrameEncoder()
+        try encoder.encode(.hello(Frame.Hello(clientName: "stalled")))
+        try encoder.encode(.sub(Frame.Subscribe(requestID: 1, subscriptionID: 7, pattern: "svc")))
+        try await responder.write(encoder.bytes)
+        var decoder = FrameDecoder(maxFrameSize: 64 << 20)
+        func nextFrame() async throws -> Frame {
+            while true {
+                if let frame = try decoder.next() { return frame }
+                let bytes = try await responder.read()
+                guard !bytes.isEmpty else { throw TimedOut(what: "a frame (connection ended)") }
+                decoder.append(bytes)
+            }
+        }
+        guard case .welcome = try await nextFrame() else { Issue.record("no WELCOME"); return }
+        #expect(try await nextFrame() == .ok(requestID: 1))
+        // When 40 requests of 128 KiB each (5 MiB, more than the loopback socket buffers hold) are sent to it
+        let requester = try await server.client()
+        let count = 40
+        for index in 0..<count {
+            var body = [UInt8](repeating: UInt8(index), count: 128 << 10)
+            body[0] = 0xA5
+            try await requester.send(
+                .request(
+                    Frame.Request(
+                        requestID: UInt32(100 + index),
+                        timeoutMilliseconds: 60_000,
+                        subject: "svc",
+                        payload: Payload(body)
+                    )
+                )
+            )
+        }
+        try await Task.sleep(for: .milliseconds(300))  // the broker fills the socket meanwhile
+        // Then, as it reads, each MSG arrives whole and in order; and each REPLY comes back as its RESPONSE
+        for index in 0..<count {
+            let frame = try await nextFrame()
+            let ask = try #require(frame.message)
+            guard case .request(let replyID) = ask.delivery else { Issue.record("not a request: \(ask)"); return }
+            #expect(ask.payload.count == 128 << 10 && ask.payload.first == 0xA5 && ask.payload.last == UInt8(index))
+            var reply = FrameEncoder()
+            try reply.encode(.reply(Frame.Reply(replyID: replyID, payload: Payload("\(index)"))))
+            try await responder.write(reply.bytes)
+        }
+        for index in 0..<count {
+            #expect(
+                try await requester.next()
+                    == .response(Frame.Response(requestID: UInt32(100 + index), payload: Payload("\(index)")))
+            )
+        }
+        responder.close()
+        await server.shutdown()
+    }
 }
