@@ -27,8 +27,10 @@ final class Outbox: Sendable {
         case none
         /// One frame.
         case one(Frame)
-        /// Several frames queued at once (a forwarder's batch): one channel slot and one credit wait for all.
+        /// Several frames queued at once: one channel slot and one credit wait for all.
         case many([Frame])
+        /// Frames already encoded (a forwarder's batch of MSGs): written as they are.
+        case encoded(Payload)
     }
 
     /// One queued item with what it costs.
@@ -182,6 +184,14 @@ final class Outbox: Sendable {
     nonisolated(nonsending) func deliver(_ frames: [Frame]) async throws {
         guard !frames.isEmpty else { return }
         try await self.deliver(.many(frames), cost: self.cost(of: frames))
+    }
+
+    /// Queues a batch of subject deliveries already encoded (``FrameEncoder/encodeMessage(subscriptionID:subject:
+    /// headers:payload:)``) as one item. It costs its bytes (its own copy of them, payloads included) plus
+    /// ``frameOverhead`` once.
+    nonisolated(nonsending) func deliver(encoded frames: Payload) async throws {
+        guard !frames.isEmpty else { return }
+        try await self.deliver(.encoded(frames), cost: max(frames.count + Self.frameOverhead, self.minimumCost))
     }
 
     nonisolated(nonsending) private func deliver(_ content: Content, cost: Int) async throws {

@@ -374,18 +374,22 @@ struct Reader {
             do {
                 batch.removeAll(keepingCapacity: batch.count <= 8)  // an idle subscription keeps a few slots at most
                 _ = try await receiver.recv(upTo: Reader.forwardBatch, into: &batch)
-                try await outbox.deliver(
-                    batch.map { delivery in
-                        .msg(
-                            Frame.Message(
-                                subscriptionID: subscriptionID,
-                                subject: delivery.subject,
-                                headers: delivery.headers,
-                                payload: delivery.payload
-                            )
+                // Encoded here, on the subscriber's loop, straight from the deliveries: no frame values, and the
+                // writer writes the bytes as they are.
+                var encoder = FrameEncoder(reservingCapacity: batch.count * (32 + (batch.first?.payload.count ?? 0)))
+                for delivery in batch {
+                    do throws(FrameEncodingError) {
+                        try encoder.encodeMessage(
+                            subscriptionID: subscriptionID,
+                            subject: delivery.subject,
+                            headers: delivery.headers,
+                            payload: delivery.payload
                         )
+                    } catch {
+                        // The reader never routes a subject or headers that cannot be encoded; see `Session.encode`.
                     }
-                )
+                }
+                try await outbox.deliver(encoded: encoder.takeEncoded())
                 stats.delivered.add(UInt64(batch.count))
             } catch Broadcast<Delivery>.RecvError.lagged(let missed) {
                 stats.lagged.add(missed)

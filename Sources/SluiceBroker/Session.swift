@@ -127,20 +127,27 @@ final class Session: Sendable {
             }
             return
         }
-        var encoder = FrameEncoder(reservingCapacity: 256)
-        let last = self.encode(batch, into: &encoder)
-        if !encoder.isEmpty {
+        let bytes: Payload
+        let last: Bool
+        if batch.count == 1, case .encoded(let encoded) = batch[0].content {
+            (bytes, last) = (encoded, batch[0].isLast)  // a forwarder's batch alone: written as it is, no copy
+        } else {
+            var encoder = FrameEncoder(reservingCapacity: 256)
+            last = self.encode(batch, into: &encoder)
+            bytes = encoder.takeEncoded()
+        }
+        if !bytes.isEmpty {
             let sent: Int
             do {
-                sent = try encoder.withUnsafeBytes { bytes throws(IOError) in try self.stream.tryWrite(bytes) }
+                sent = try bytes.withUnsafeBytes { bytes throws(IOError) in try self.stream.tryWrite(bytes) }
             } catch {
                 self.writeFailed(error, batch)
                 return
             }
             self.broker.stats.bytesOut.add(UInt64(sent))
-            if sent < encoder.count {
+            if sent < bytes.count {
                 // The send buffer is full: the loop's writer waits for room and writes the rest.
-                let rest = encoder.withUnsafeBytes { Array($0[sent...]) }
+                let rest = bytes.withUnsafeBytes { Array($0[sent...]) }
                 self.startWriter(after: Unwritten(bytes: rest, items: batch, isLast: last))
                 return
             }
@@ -183,12 +190,18 @@ final class Session: Sendable {
                 if self.outbox.writerGoesIdle() { return }
                 continue
             }
-            let last = self.encode(batch, into: &encoder)
-            if !encoder.isEmpty {
+            let bytes: EncodedFrames
+            let last: Bool
+            if batch.count == 1, case .encoded(let encoded) = batch[0].content {
+                (bytes, last) = (EncodedFrames(payload: encoded), batch[0].isLast)  // as it is, no copy
+            } else {
+                last = self.encode(batch, into: &encoder)
                 // No copy: the socket writes the encoder's buffer, which the encoder reuses once this is released.
-                let bytes = EncodedFrames(payload: encoder.takeEncoded())
+                bytes = EncodedFrames(payload: encoder.takeEncoded())
                 // A large buffer is not kept for the next batch; a small one is reused.
                 if bytes.count > 4_096 { encoder.removeAll(keepingCapacity: false) }
+            }
+            if bytes.count > 0 {
                 do {
                     try await self.stream.write(bytes)
                 } catch {
@@ -208,6 +221,7 @@ final class Session: Sendable {
             case .none: break
             case .one(let frame): self.encode(frame, into: &encoder)
             case .many(let frames): for frame in frames { self.encode(frame, into: &encoder) }
+            case .encoded(let frames): encoder.append(encoded: frames)
             }
             if item.isLast { return true }
         }

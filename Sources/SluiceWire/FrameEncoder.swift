@@ -86,6 +86,44 @@ public struct FrameEncoder: Sendable {
         try self.encode(frame, includingPayload: false)
     }
 
+    /// Appends a subject MSG, exactly as ``encode(_:)`` appends `.msg(Frame.Message(subscriptionID:subject:headers:
+    /// payload:))`, without building the frame: the broker's fan-out path, once per message and subscriber.
+    ///
+    /// ## Errors
+    ///
+    /// ``FrameEncodingError`` if the frame cannot be represented; nothing is appended then.
+    public mutating func encodeMessage(
+        subscriptionID: UInt32,
+        subject: String,
+        headers: Headers,
+        payload: Payload
+    ) throws(FrameEncodingError) {
+        if !isKnownUniquelyReferenced(&self.storage) { self.grow(to: self.storage.capacity) }
+        let start = self.count
+        do throws(FrameEncodingError) {
+            self.reserve(14 + payload.count)  // length, opcode, subscription id, flags, subject length, header count
+            self.count += 4  // the length, stored below
+            self.appendU8(Opcode.msg.rawValue)
+            self.appendU32(subscriptionID)
+            self.appendU8(0)  // a subject delivery
+            try self.appendString(subject, field: "subject")
+            try self.appendHeaders(headers)
+            let length = self.count - start - 4 + payload.count
+            guard length <= Int(UInt32.max) else { throw FrameEncodingError.frameTooLarge(byteCount: length) }
+            self.storage.base.storeBytes(of: UInt32(length).bigEndian, toByteOffset: start, as: UInt32.self)
+            payload.withUnsafeBytes { self.appendBytes($0) }
+        } catch {
+            self.count = start
+            throw error
+        }
+    }
+
+    /// Appends bytes that are already encoded frames (another encoder's ``takeEncoded()``), unchanged.
+    public mutating func append(encoded frames: Payload) {
+        if !isKnownUniquelyReferenced(&self.storage) { self.grow(to: self.storage.capacity) }
+        frames.withUnsafeBytes { self.appendBytes($0) }
+    }
+
     private mutating func encode(_ frame: Frame, includingPayload: Bool) throws(FrameEncodingError) -> Payload {
         if !isKnownUniquelyReferenced(&self.storage) { self.grow(to: self.storage.capacity) }
         let start = self.count

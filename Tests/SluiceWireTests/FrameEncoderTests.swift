@@ -94,6 +94,51 @@ struct FrameEncoderTests {
         #expect(Array(encoder.bytes.prefix(4)) == [0, 0, 0x01, 0x33])
         #expect(encoder.count == 4 + 307)
     }
+
+    @Test("encodeMessage appends the same bytes as encoding the MSG frame, and nothing when it refuses")
+    func encodeMessageMatchesEncode() throws {
+        // Given subject MSGs with and without headers, with empty, inline and shared payloads, and a taken buffer
+        let cases: [(UInt32, String, Headers, Payload)] = [
+            (1, "a", Headers(), Payload()),
+            (0xDEAD_BEEF, "orders.eu.paris", Headers([.init(name: "trace", value: "é1")]), Payload("sixteen bytes!!!")),
+            (7, String(repeating: "s", count: 300), Headers(), Payload(Array(repeating: 0x5A, count: 5_000))),
+        ]
+        var fast = FrameEncoder(reservingCapacity: 16)
+        var slow = FrameEncoder(reservingCapacity: 16)
+        var taken: [Payload] = []
+        for (id, subject, headers, payload) in cases {
+            // When one encoder uses the fast path and the other encodes the frame
+            try fast.encodeMessage(subscriptionID: id, subject: subject, headers: headers, payload: payload)
+            try slow.encode(.msg(.init(subscriptionID: id, subject: subject, headers: headers, payload: payload)))
+            // Then their bytes agree, and decode back to the frame
+            #expect(fast.bytes == slow.bytes)
+            taken.append(fast.takeEncoded())
+            slow.removeAll()
+        }
+        var decoder = FrameDecoder()
+        for bytes in taken { decoder.append(Array(bytes)) }
+        for (id, subject, headers, payload) in cases {
+            #expect(
+                try decoder.next()
+                    == .msg(.init(subscriptionID: id, subject: subject, headers: headers, payload: payload))
+            )
+        }
+        // And a batch appended as it is to another encoder is unchanged
+        var joined = FrameEncoder()
+        try joined.encode(.ping)
+        for bytes in taken { joined.append(encoded: bytes) }
+        #expect(joined.bytes == (try encoded([.ping])) + taken.flatMap { Array($0) })
+        // And a subject too long is refused with nothing appended
+        #expect(throws: FrameEncodingError.stringTooLong(field: "subject", byteCount: 65_536)) {
+            try joined.encodeMessage(
+                subscriptionID: 1,
+                subject: String(repeating: "a", count: 65_536),
+                headers: Headers(),
+                payload: "x"
+            )
+        }
+        #expect(joined.count == 5 + taken.reduce(0) { $0 + $1.count })
+    }
 }
 
 @Suite("Payload")
