@@ -278,12 +278,34 @@ extension Broadcast {
         @inlinable
         mutating func receiveReady(receiver: Int, upTo limit: Int, into values: inout [Element]) -> Int {
             self.checkSubscribed(receiver)
-            var taken = 0
-            while taken < limit, let value = self.takeReady(receiver: receiver) {
-                values.append(value)
-                taken += 1
+            // `takeReady` for each position in `next ..< end`, in one pass over the ring (the lock is held for it).
+            let next = self.receivers[receiver].next
+            guard limit > 0, next < self.tail, next >= self.oldest else { return 0 }
+            let end = min(self.tail, next + UInt64(limit))
+            self.receivers[receiver].next = end
+            values.reserveCapacity(values.count + Int(end - next))
+            let size = self.slots.count
+            var index = self.slotIndex(of: next)
+            self.slots.withUnsafeMutableBufferPointer { slots in
+                for position in next..<end {
+                    precondition(
+                        slots[index].position == position && slots[index].remaining > 0,
+                        "Broadcast slot \(index) holds position \(slots[index].position) owed by \(slots[index].remaining), receiver expected \(position)"
+                    )
+                    slots[index].remaining -= 1
+                    // The last reader moves the value out, so the slot lets go of it; others share it.
+                    let value = slots[index].remaining == 0 ? slots[index].value.take() : slots[index].value
+                    guard let value else {
+                        preconditionFailure(
+                            "Broadcast slot for position \(position) was released while a receiver owed it"
+                        )
+                    }
+                    values.append(value)
+                    index += 1
+                    if index == size { index = 0 }
+                }
             }
-            return taken
+            return Int(end - next)
         }
 
         /// A receive that got `.suspend(id)` now holds a continuation. Re-checks everything, because the lock was
