@@ -31,7 +31,7 @@ extension Session {
                     self.pingedAt.store(0, ordering: .relaxed)
                     self.broker.stats.bytesIn.add(UInt64(count))
                     while let frame = try decoder.next() {
-                        try await reader.handle(frame)
+                        if !reader.publishedWithoutAnswer(frame) { try await reader.handle(frame) }
                         // A read that finds data does not suspend, so a client that never stops sending would keep
                         // this loop's thread: give the other tasks on it a turn every so often (Tokio's coop budget).
                         budget -= 1
@@ -97,6 +97,8 @@ struct Reader {
     /// again before this time (monotonic nanoseconds): a stuck subscriber costs it at most one stall per second.
     var stallsResumeAt: UInt64 = 0
     var welcomed = false
+    /// The subject of the last PUB that passed validation (see ``publishedWithoutAnswer(_:)``).
+    var lastValidSubject: String? = nil
 
     init(session: Session) {
         self.session = session
@@ -275,11 +277,33 @@ struct Reader {
 
     nonisolated(nonsending) private mutating func publish(_ publish: Frame.Publish) async throws {
         guard try await self.valid(publish.subject, as: .subject, publish.requestID) else { return }
+        self.queue(publish)
+        if publish.ackWanted {
+            self.flushPublishes()
+            try await self.ok(publish.requestID)
+        }
+    }
+
+    /// The common case of ``handle(_:)``, without a suspension or an async call: a PUB after the handshake that wants
+    /// no OK, to a valid subject. True when `frame` was that and is queued for routing; false for ``handle(_:)`` to
+    /// deal with (any other frame, or a PUB that wants an answer: OK, or ERROR for its subject).
+    mutating func publishedWithoutAnswer(_ frame: Frame) -> Bool {
+        guard self.welcomed, case .pub(let publish) = frame, !publish.ackWanted else { return false }
+        // A publisher mostly repeats its subject: one validation per new subject, not per message.
+        if publish.subject != self.lastValidSubject {
+            guard (try? Subject.validate(publish.subject, as: .subject)) != nil else { return false }
+            self.lastValidSubject = publish.subject
+        }
+        self.queue(publish)
+        return true
+    }
+
+    /// Adds a valid PUB to the ones waiting to be routed; routes them at ``publishBatch``.
+    private mutating func queue(_ publish: Frame.Publish) {
         self.pendingPublishes.append(
             Delivery(subject: publish.subject, headers: publish.headers, payload: publish.payload)
         )
-        if publish.ackWanted || self.pendingPublishes.count >= Reader.publishBatch { self.flushPublishes() }
-        if publish.ackWanted { try await self.ok(publish.requestID) }
+        if self.pendingPublishes.count >= Reader.publishBatch { self.flushPublishes() }
     }
 
     /// Routes the pending PUBs, in order.

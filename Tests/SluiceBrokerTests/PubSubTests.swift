@@ -140,6 +140,15 @@ struct PubSubTests {
         try await client.expectError(1, .badSubject)
         try await client.send(.pub(Frame.Publish(requestID: 2, subject: "a.*", payload: "x")))
         try await client.expectError(2, .badSubject)
+        // The reader remembers the last valid subject; a different one is still checked, the empty one included
+        try await client.send(
+            .pub(Frame.Publish(subject: "a.b", payload: "x")),
+            .pub(Frame.Publish(requestID: 6, subject: "", payload: "x")),
+            .pub(Frame.Publish(subject: "a.b", payload: "x")),
+            .pub(Frame.Publish(requestID: 7, subject: "a.b.", payload: "x"))
+        )
+        try await client.expectError(6, .badSubject)
+        try await client.expectError(7, .badSubject)
         try await client.send(.sub(Frame.Subscribe(requestID: 3, subscriptionID: 1, pattern: "a.>.b")))
         try await client.expectError(3, .badSubject)
         try await client.send(.sub(Frame.Subscribe(requestID: 4, subscriptionID: 1, pattern: "")))
