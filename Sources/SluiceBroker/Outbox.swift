@@ -45,8 +45,23 @@ final class Outbox: Sendable {
         let isLast: Bool
     }
 
-    /// The writer's end.
-    let receiver: MPSC<Item>.Receiver
+    /// The channel; made by the first frame queued (``channel``).
+    private final class Channel: Sendable {
+        let sender: MPSC<Item>.Sender
+        let receiver: MPSC<Item>.Receiver
+
+        init(capacity: Int) {
+            // + 1: the last frame. A small lock-free ring (bursts beyond it wait in the channel's spill): an idle
+            // connection should not hold a 1,024-slot ring.
+            (self.sender, self.receiver) = MPSC<Item>.channel(capacity: capacity + 1, ringLimit: 8)
+        }
+    }
+
+    /// Made when the first frame is queued: a connection that has only said HELLO holds no channel (its ring, its
+    /// lock-side buffers and its objects are ~2 KB, half of the memory bar for an idle connection).
+    private let lazyChannel = AtomicLazyReference<Channel>()
+    /// Frames the channel holds.
+    private let capacity: Int
     /// True while a writer drains the outbox. A producer that queues a frame starts one when it is false
     /// (``kick()``); the writer sets it false when it finds the outbox empty, then looks once more
     /// (``writerGoesIdle()``). So an idle connection has no writer task, and holds none of its memory.
@@ -59,13 +74,12 @@ final class Outbox: Sendable {
     /// each start ran through all the earlier wrappers: the broker slowed without bound.
     private final class WriterStarter: Sendable {
         let start: @Sendable () -> Void
-        let writeNow: @Sendable () -> Void
-        init(start: @escaping @Sendable () -> Void, writeNow: @escaping @Sendable () -> Void) {
+        let writeNow: @Sendable (Frame?) -> Void
+        init(start: @escaping @Sendable () -> Void, writeNow: @escaping @Sendable (Frame?) -> Void) {
             self.start = start
             self.writeNow = writeNow
         }
     }
-    private let sender: MPSC<Item>.Sender
     /// The subject deliveries' half of the budget, in bytes.
     private let credit: AsyncSemaphore
     private let creditLimit: Int
@@ -80,9 +94,7 @@ final class Outbox: Sendable {
     init(limit: Int, capacity: Int = 4_096) {
         self.limit = max(limit, 1_024)
         self.minimumCost = max(1, self.limit / capacity)
-        // + 1: the last frame. A small lock-free ring (bursts beyond it wait in the channel's spill): an idle
-        // connection should not hold a 1,024-slot ring.
-        (self.sender, self.receiver) = MPSC<Item>.channel(capacity: capacity + 1, ringLimit: 8)
+        self.capacity = capacity
         self.creditLimit = self.limit / 2
         self.credit = AsyncSemaphore(permits: self.creditLimit)
     }
@@ -90,10 +102,20 @@ final class Outbox: Sendable {
     /// Bytes queued and not yet written.
     var pendingBytes: Int { self.pending.load(ordering: .relaxed) }
 
+    /// The channel, made now if no frame was queued before.
+    private var channel: Channel {
+        if let channel = self.lazyChannel.load() { return channel }
+        return self.lazyChannel.storeIfNil(Channel(capacity: self.capacity))
+    }
+
+    /// The producers' end.
+    private var sender: MPSC<Item>.Sender { self.channel.sender }
+
     /// Sets what writes when a frame is queued and no writer runs: `start` starts a writer task, `writeNow` writes
-    /// what is queued at once, on the caller's thread, without waiting (``writeClaimed()``; `start` when nil).
-    func onWork(writeNow: (@Sendable () -> Void)? = nil, start: @escaping @Sendable () -> Void) {
-        let starter = WriterStarter(start: start, writeNow: writeNow ?? start)
+    /// at once, on the caller's thread, without waiting: the frame it is given, if any, then what is queued
+    /// (``writeClaimed()``; `start` when nil, for tests without a socket).
+    func onWork(writeNow: (@Sendable (Frame?) -> Void)? = nil, start: @escaping @Sendable () -> Void) {
+        let starter = WriterStarter(start: start, writeNow: writeNow ?? { _ in start() })
         self.starter.withLock { $0 = starter }
     }
 
@@ -115,7 +137,7 @@ final class Outbox: Sendable {
     /// Writes what is queued now, on the caller's thread: for a caller that holds the writer's claim
     /// (``postWritingIfIdle(_:)`` said `mustWrite`). What the socket does not take at once goes on in a writer task.
     func writeClaimed() {
-        self.starter.withLock { $0 }?.writeNow()
+        self.starter.withLock { $0 }?.writeNow(nil)
     }
 
     /// The writer found nothing to write: clears ``writing``, then looks once more. True when the writer should
@@ -124,16 +146,17 @@ final class Outbox: Sendable {
     func writerGoesIdle() -> Bool {
         self.writing.store(false, ordering: .releasing)
         atomicMemoryFence(ordering: .sequentiallyConsistent)
-        if self.receiver.count == 0 { return true }
+        if (self.lazyChannel.load()?.receiver.count ?? 0) == 0 { return true }
         return self.writing.exchange(true, ordering: .acquiringAndReleasing)
     }
 
     /// Moves up to `limit` queued items into `items` without waiting. Returns false once the outbox is closed and
     /// nothing is left in it.
     func takeReady(upTo limit: Int, into items: inout [Item]) -> Bool {
+        guard let receiver = self.lazyChannel.load()?.receiver else { return true }  // nothing was ever queued
         while items.count < limit {
             do {
-                items.append(try self.receiver.tryRecv())
+                items.append(try receiver.tryRecv())
             } catch .empty {
                 return true
             } catch {
@@ -160,6 +183,12 @@ final class Outbox: Sendable {
     /// ## Errors
     /// `CancellationError`; ``OutboxClosed`` once the connection is ending.
     nonisolated(nonsending) func answer(_ frame: Frame) async throws {
+        if self.lazyChannel.load() == nil, let starter = self.starter.withLock({ $0 }), self.claimWriter() {
+            // Nothing was ever queued and no writer runs: write it now, without making the channel. A connection
+            // that only said HELLO (and got WELCOME) thus never holds one.
+            starter.writeNow(frame)
+            return
+        }
         let cost = self.cost(of: frame)
         self.pending.wrappingAdd(cost, ordering: .relaxed)
         do {
@@ -281,7 +310,7 @@ final class Outbox: Sendable {
 
     /// Closes the outbox: producers fail from now on, waiting ones at once.
     func close() {
-        self.receiver.close()
+        self.channel.receiver.close()
         self.credit.close()
     }
 

@@ -76,18 +76,17 @@ public enum Server {
                 }
                 permit.forget()  // given back when the session ends
                 nextID += 1
-                let session = Session(id: nextID, stream: stream, broker: broker)
+                let id = nextID
+                let session = Session(id: id, stream: stream, broker: broker) {
+                    sessions.withLock { $0[id] = nil }
+                    broker.stats.connections.wrappingSubtract(1, ordering: .relaxed)
+                    limit.release(1)
+                    _ = endedSender.trySend(id)
+                }
                 sessions.withLock { $0[session.id] = session }
                 broker.stats.connections.wrappingAdd(1, ordering: .relaxed)
                 broker.stats.connectionsTotal.add()
-                let task = Task(executorPreference: stream.loop) {
-                    await session.run()
-                    sessions.withLock { $0[session.id] = nil }
-                    broker.stats.connections.wrappingSubtract(1, ordering: .relaxed)
-                    limit.release(1)
-                    _ = endedSender.trySend(session.id)
-                }
-                session.closer.attach(reader: task, stream: stream, outbox: session.outbox)
+                session.start()
             }
         }
         let sweeper = Task(executorPreference: listener.loop) {
@@ -169,7 +168,8 @@ public enum Server {
     }
 
     /// Closes connections that stay silent past the idle timeout (PINGing them at half of it) or send no HELLO in
-    /// time. One task for the whole server, instead of a timer per connection.
+    /// time, and retires the reader task of a connection quiet for a whole period (see `Session.readerTurn`). One
+    /// task for the whole server, instead of a timer per connection.
     private static func sweep(sessions: SessionRegistry, configuration: Configuration) async {
         let idle = configuration.idleTimeout
         let hello = configuration.helloTimeout
@@ -179,6 +179,7 @@ public enum Server {
         period = max(period, .milliseconds(5))
         let idleNanos = UInt64(idle.clampedMilliseconds) * 1_000_000
         let helloNanos = UInt64(hello.clampedMilliseconds) * 1_000_000
+        let periodNanos = UInt64(period.clampedMilliseconds) * 1_000_000
         while !Task.isCancelled {
             do { try await Task.sleep(for: period) } catch { return }
             let now = Monotonic.now
@@ -190,8 +191,10 @@ public enum Server {
                     }
                     continue
                 }
-                guard idle.isEnabled else { continue }
                 let silent = elapsed(since: session.lastHeard.load(ordering: .relaxed), now: now)
+                // Quiet for a whole sweep: its reader need not keep a task while it waits.
+                if silent > periodNanos { session.retireReaderIfWaiting() }
+                guard idle.isEnabled else { continue }
                 guard silent > idleNanos / 2 else { continue }
                 // Every close for idleness follows a PING that the client had half the timeout to answer, even if
                 // this sweep comes late (a busy machine): a late sweep pings first and closes on a later one.

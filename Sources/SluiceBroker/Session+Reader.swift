@@ -6,22 +6,58 @@ import Synchronization
 /// Stops the read loop; the reason is already recorded with the closer.
 struct SessionEnded: Error {}
 
+/// What a connection's reader keeps between its turns: its subscriptions and routing state, and the bytes of a
+/// frame not yet complete.
+struct ReaderState: ~Copyable, Sendable {
+    var reader: Reader
+    var decoder: FrameDecoder
+
+    init(session: Session) {
+        self.reader = Reader(session: session)
+        self.decoder = FrameDecoder(maxFrameSize: session.configuration.maxFrameSize)
+    }
+}
+
 extension Session {
-    /// Reads, decodes and routes frames until the connection ends, then undoes the connection's subscriptions.
-    func runReader() async {
-        var reader = Reader(session: self)
-        var decoder = FrameDecoder(maxFrameSize: self.configuration.maxFrameSize)
+    /// One turn of the connection's reader: reads, decodes and routes frames. A busy connection's turn waits for
+    /// the next bytes in its task (a task per burst of traffic would cost a task's start and its allocations each
+    /// time). A turn that is idle stores its state, leaves a read wait without a task that starts the next turn
+    /// (`TCPStream.whenReadable`), and ends: a turn that began before the handshake as soon as the socket has
+    /// nothing to read, any other once the sweeper finds the connection quiet (``retireReaderIfWaiting()``). So an idle
+    /// connection holds no task, and none of the memory a task keeps (its allocator keeps the slabs of its deepest
+    /// moment, ~8 KB after a HELLO, for as long as it lives). When the connection ends, the turn undoes its
+    /// subscriptions and closes it (``finish()``).
+    func readerTurn() async {
+        guard var state = self.readerState.withLock({ $0.take() }) else { return }  // the connection has ended
+        // Clients pause after their handshake more often than not (most idle connections said HELLO and nothing
+        // since), so the handshake's turn does not wait for more.
+        let stopWhenIdle = !self.welcomed.load(ordering: .relaxed)
+        self.broker.stats.readerTasks.wrappingAdd(1, ordering: .relaxed)
+        defer { self.broker.stats.readerTasks.wrappingSubtract(1, ordering: .relaxed) }
         var budget = Reader.framesPerTurn
+        var idle = false
         do {
-            // One cancellation handler for the whole read loop (the closer cancels this task to end the connection),
-            // not one per wait for bytes: see `TCPStream.withCancellationHandler(for:_:)`.
+            // One cancellation handler for the reads' waits (the closer cancels this task to end the connection),
+            // not one per wait: see `TCPStream.withCancellationHandler(for:_:)`.
             try await self.stream.withCancellationHandler(for: .read) { () async throws -> Void in
-                while true {
+                while !Task.isCancelled {
                     // The bytes arrive in a pooled buffer that is valid only inside the closure: the decoder copies
                     // them once into its own buffer, which the frames' payloads then share.
-                    let count = try await self.stream.read { bytes in
-                        decoder.append(bytes)
+                    let append = { (bytes: UnsafeRawBufferPointer) -> Int in
+                        state.decoder.append(bytes)
                         return bytes.count
+                    }
+                    var ready = try self.stream.readIfReady(append)
+                    if ready == nil && !stopWhenIdle {
+                        do {
+                            ready = try await self.stream.read(append)
+                        } catch is CancellationError where !Task.isCancelled {
+                            // The wait was ended without cancelling the task: the sweeper retires a quiet reader.
+                        }
+                    }
+                    guard let count = ready else {
+                        idle = true
+                        break
                     }
                     guard count > 0 else {
                         self.closer.close(.endOfStream)
@@ -30,21 +66,21 @@ extension Session {
                     self.lastHeard.store(Monotonic.now, ordering: .relaxed)
                     self.pingedAt.store(0, ordering: .relaxed)
                     self.broker.stats.bytesIn.add(UInt64(count))
-                    while let frame = try decoder.next() {
-                        if !reader.publishedWithoutAnswer(frame) { try await reader.handle(frame) }
+                    while let frame = try state.decoder.next() {
+                        if !state.reader.publishedWithoutAnswer(frame) { try await state.reader.handle(frame) }
                         // A read that finds data does not suspend, so a client that never stops sending would keep
                         // this loop's thread: give the other tasks on it a turn every so often (Tokio's coop budget).
                         budget -= 1
                         if budget == 0 {
                             budget = Reader.framesPerTurn
-                            reader.flushPublishes()
+                            state.reader.flushPublishes()
                             await Task.yield()
-                            await reader.stallWhileCongested()
+                            await state.reader.stallWhileCongested()
                         }
                     }
-                    reader.flushPublishes()
-                    await reader.stallWhileCongested()
-                    decoder.releaseBufferIfIdle()
+                    state.reader.flushPublishes()
+                    await state.reader.stallWhileCongested()
+                    state.decoder.releaseBufferIfIdle()
                 }
             }
         } catch let error as WireError {
@@ -59,13 +95,27 @@ extension Session {
         } catch {
             self.closer.close(.ioError("\(error)"))
         }
-        await reader.cleanUp()
+        if idle && !Task.isCancelled {
+            self.closer.detach()
+            // Swapped out, not consumed: the read loop's closure captured `state`.
+            var parked = ReaderState(session: self)
+            swap(&parked, &state)
+            var kept: ReaderState? = consume parked
+            self.readerState.withLock { $0 = kept.take() }
+            self.stream.whenReadable { [self] in self.startReaderTurn() }
+            // A close that came before the wait was stored found nothing to end: end it now (whoever takes the wait
+            // first starts the next turn, which finds the reason).
+            if self.closer.reason != nil { self.stream.endReadWait() }
+            return
+        }
+        await state.reader.cleanUp()
+        await self.finish()
     }
 }
 
-/// The reader task's state: the connection's subscriptions, and the handler of every client frame.
-struct Reader {
-    enum Subscription {
+/// The reader's state: the connection's subscriptions, and the handler of every client frame.
+struct Reader: Sendable {
+    enum Subscription: Sendable {
         /// SUB: the pattern's member entry and the task forwarding its Broadcast into the outbox (none for a queue
         /// group member: the group's forwarder posts to it).
         case subject(pattern: String, group: String?, member: Member, forwarder: Task<Void, Never>?)

@@ -26,7 +26,7 @@ final class Session: Sendable {
     let id: SessionID
     let stream: TCPStream
     let outbox: Outbox
-    let closer = SessionCloser()
+    let closer: SessionCloser
     let broker: Broker
     /// Monotonic nanoseconds when the client last sent anything; the sweeper reads it.
     let lastHeard = Atomic<UInt64>(0)
@@ -38,34 +38,64 @@ final class Session: Sendable {
     let openedAt: UInt64
     /// REQUESTs this connection may have waiting.
     let inflight: AsyncSemaphore
-    /// Released by the writer that wrote the last frame, or gave up on a cut connection: ``run()`` waits for it
+    /// Released by the writer that wrote the last frame, or gave up on a cut connection: ``finish()`` waits for it
     /// before closing the socket.
     private let writerDone = AsyncSemaphore(permits: 0)
+    /// The reader's state between its turns (see ``start()``); taken by the turn that runs.
+    let readerState: Locked<ReaderState?>
+    /// Runs once the connection has ended and its socket is closed.
+    private let ended: @Sendable () -> Void
 
-    init(id: SessionID, stream: TCPStream, broker: Broker) {
+    /// A session for `stream`; `ended` runs once the connection has ended and its socket is closed.
+    init(id: SessionID, stream: TCPStream, broker: Broker, ended: @escaping @Sendable () -> Void) {
         self.id = id
         self.stream = stream
         self.broker = broker
+        self.ended = ended
         self.outbox = Outbox(limit: broker.configuration.maxPendingBytes)
+        self.closer = SessionCloser(stream: stream, outbox: self.outbox)
+        self.readerState = Locked(nil)
         self.inflight = AsyncSemaphore(permits: max(1, broker.configuration.maxInflightRequests))
         self.openedAt = Monotonic.now
         self.lastHeard.store(self.openedAt, ordering: .relaxed)
         // Weak: the outbox lives as long as the session, and must not keep it alive.
-        self.outbox.onWork(writeNow: { [weak self] in self?.writeNow() }, start: { [weak self] in self?.startWriter() })
+        self.outbox.onWork(
+            writeNow: { [weak self] frame in self?.writeNow(first: frame) },
+            start: { [weak self] in self?.startWriter() }
+        )
     }
 
     var log: Log { self.broker.log }
     var configuration: Configuration { self.broker.configuration }
 
-    /// Serves the connection until it ends; returns after the socket is closed. Run it in a task attached to
-    /// ``closer`` (``SessionCloser/attach(reader:stream:outbox:)``), which cancels it to end the connection.
-    func run() async {
-        let loop = self.stream.loop
+    /// Starts serving the connection: its reader's first turn. The reader runs in turns, each a task on the
+    /// connection's loop that reads, decodes and routes frames while the socket has bytes, then leaves a wait
+    /// without a task behind (``readerTurn()``): an idle connection holds no task at all. Writers come and go with
+    /// the traffic (``writeBurst(after:)``). The last turn closes the connection and runs `ended`.
+    func start() {
         let peer = self.stream.peer.map { $0.description } ?? "?"
         self.log(.debug, "conn.open", ["id": self.id, "peer": peer])
-        // The reader runs in this task (the server attaches it to the closer, which cancels it to end the
-        // connection): the only task an idle connection has. Writers come and go with the traffic (`writeBurst`).
-        await self.runReader()
+        self.readerState.withLock { $0 = ReaderState(session: self) }
+        self.startReaderTurn()
+    }
+
+    /// Starts a reader turn on the connection's loop, recorded with ``closer``, which cancels it to end the
+    /// connection.
+    func startReaderTurn() {
+        self.closer.attach { Task(executorPreference: self.stream.loop) { await self.readerTurn() } }
+    }
+
+    /// Ends the reader's turn if it is waiting for bytes in its task (not if it waits without one): the sweeper's
+    /// call for a connection that has been quiet for a while, so that it holds no task (see ``readerTurn()``).
+    func retireReaderIfWaiting() {
+        self.stream.endReadWait(tasksOnly: true)
+    }
+
+    /// The connection ended: the last frame is queued after everything already queued, written, and the socket
+    /// closed. Called by the reader's last turn, after its cleanup.
+    func finish() async {
+        let loop = self.stream.loop
+        let peer = self.stream.peer.map { $0.description } ?? "?"
         let reason = self.closer.reason ?? .endOfStream
         if await self.outbox.finish(with: reason.lastFrame) {
             // A writer writes up to the last frame (or fails, or finds the connection cut) and says so. The wait is
@@ -93,6 +123,7 @@ final class Session: Sendable {
         if case .protocolError(_, let message) = reason { detail = message }
         if case .refused(_, let message) = reason { detail = message }
         self.log(level, "conn.close", ["id": self.id, "peer": peer, "reason": reason, "detail": detail])
+        self.ended()
     }
 
     // MARK: - Writer
@@ -116,7 +147,14 @@ final class Session: Sendable {
     /// does not wait, for a caller holding the writer's claim (``Outbox/writeClaimed()``). A loop delivering to a
     /// connection of another loop thus writes to its socket itself, as NATS does, instead of waking that loop's
     /// thread to write. What the socket does not take, or what was queued meanwhile, goes on in a writer task.
-    func writeNow() {
+    /// `first`, when given, is written ahead of the queue (an answer that never went through it).
+    func writeNow(first: Frame? = nil) {
+        if let first {
+            var encoder = FrameEncoder(reservingCapacity: 256)
+            self.encode(first, into: &encoder)
+            self.writeNow(encoder.takeEncoded(), completing: [], isLast: false)
+            return
+        }
         var batch: [Outbox.Item] = []
         let open = self.outbox.takeReady(upTo: Self.writeBatch, into: &batch)
         guard !batch.isEmpty else {
@@ -127,15 +165,18 @@ final class Session: Sendable {
             }
             return
         }
-        let bytes: Payload
-        let last: Bool
         if batch.count == 1, case .encoded(let encoded) = batch[0].content {
-            (bytes, last) = (encoded, batch[0].isLast)  // a forwarder's batch alone: written as it is, no copy
+            // A forwarder's batch alone: written as it is, no copy.
+            self.writeNow(encoded, completing: batch, isLast: batch[0].isLast)
         } else {
             var encoder = FrameEncoder(reservingCapacity: 256)
-            last = self.encode(batch, into: &encoder)
-            bytes = encoder.takeEncoded()
+            let last = self.encode(batch, into: &encoder)
+            self.writeNow(encoder.takeEncoded(), completing: batch, isLast: last)
         }
+    }
+
+    /// One `send` of `bytes` without waiting, then what `batch` cost is given back; the rest goes to a writer task.
+    private func writeNow(_ bytes: Payload, completing batch: [Outbox.Item], isLast last: Bool) {
         if !bytes.isEmpty {
             let sent: Int
             do {

@@ -50,29 +50,44 @@ enum CloseReason: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// Ends a connection from any task: records the first reason given and cancels the connection's reader, whose
-/// cleanup then runs. ``force()`` also cuts the socket, for writers that cannot flush.
+/// Ends a connection from any task: records the first reason given and stops the connection's reader, whose cleanup
+/// then runs: it cancels the reader's current turn, and ends the read wait an idle connection leaves instead of a
+/// task (which starts a turn that finds the reason). ``force()`` also cuts the socket, for writers that cannot flush.
 final class SessionCloser: Sendable {
     private struct State {
         var reason: CloseReason?
+        /// The reader's latest turn.
         var reader: Task<Void, Never>?
-        var stream: TCPStream?
-        var outbox: Outbox?
     }
 
     private let state = Locked(State())
+    private let stream: TCPStream
+    private let outbox: Outbox
+
+    init(stream: TCPStream, outbox: Outbox) {
+        self.stream = stream
+        self.outbox = outbox
+    }
 
     /// The first reason given, if any.
     var reason: CloseReason? { self.state.withLock { $0.reason } }
 
-    func attach(reader: Task<Void, Never>, stream: TCPStream, outbox: Outbox) {
-        let cancelNow = self.state.withLock { state -> Bool in
+    /// Starts a reader turn: `start` creates its task, under the lock, so that turns are recorded in the order they
+    /// start. The task is cancelled at once when the connection is already closing.
+    func attach(_ start: () -> Task<Void, Never>) {
+        let cancelNow = self.state.withLock { state -> Task<Void, Never>? in
+            let reader = start()
             state.reader = reader
-            state.stream = stream
-            state.outbox = outbox
-            return state.reason != nil
+            return state.reason != nil ? reader : nil
         }
-        if cancelNow { reader.cancel() }
+        cancelNow?.cancel()
+    }
+
+    /// The reader's turn is ending to wait without a task: forget it, so that its finished task (and the memory it
+    /// holds) can go. A close from now on finds no task; it ends the wait instead, or the turn sees the reason
+    /// after storing the wait.
+    func detach() {
+        self.state.withLock { $0.reader = nil }
     }
 
     /// Records `reason` unless one is already recorded, and stops the reader. Returns whether this call decided
@@ -84,14 +99,15 @@ final class SessionCloser: Sendable {
             state.reason = reason
             return (true, state.reader)
         }
+        guard decided else { return false }
         reader?.cancel()
-        return decided
+        self.stream.endReadWait()
+        return true
     }
 
     /// Cuts the connection now: the writer's pending write fails and queued frames are dropped.
     func force() {
-        let (stream, outbox) = self.state.withLock { ($0.stream, $0.outbox) }
-        outbox?.close()
-        stream?.close()
+        self.outbox.close()
+        self.stream.close()
     }
 }

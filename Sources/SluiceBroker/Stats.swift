@@ -5,6 +5,8 @@ import Synchronization
 final class Stats: Sendable {
     /// Connections open now.
     let connections = Atomic<Int>(0)
+    /// Connections whose reader holds a task now (a quiet one waits without, see `Session.readerTurn`).
+    let readerTasks = Atomic<Int>(0)
     /// Connections accepted since start.
     let connectionsTotal = Atomic<UInt64>(0)
     /// Connections refused at the limit.
@@ -39,6 +41,7 @@ final class Stats: Sendable {
         let counters: [(String, UInt64)] = [
             ("connections", UInt64(max(0, self.connections.load(ordering: .relaxed)))),
             ("connections_total", self.connectionsTotal.load(ordering: .relaxed)),
+            ("reader_tasks", UInt64(max(0, self.readerTasks.load(ordering: .relaxed)))),
             ("connections_refused", self.connectionsRefused.load(ordering: .relaxed)),
             ("published", self.published.load(ordering: .relaxed)),
             ("delivered", self.delivered.load(ordering: .relaxed)),

@@ -66,7 +66,22 @@ public final class Registration: Sendable {
 
     struct Waiter {
         let id: UInt64
-        let continuation: UnsafeContinuation<WaitOutcome, Never>
+        let resume: Resume
+
+        /// How a waiter is told: a suspended task's continuation, or a closure of a reader that is not running
+        /// (``whenReady(_:_:)``).
+        enum Resume {
+            case continuation(UnsafeContinuation<WaitOutcome, Never>)
+            case action(@Sendable () -> Void)
+        }
+
+        /// Ends the wait; call it with no lock held.
+        func callAsFunction(_ outcome: WaitOutcome) {
+            switch self.resume {
+            case .continuation(let continuation): continuation.resume(returning: outcome)
+            case .action(let action): action()
+            }
+        }
     }
 
     enum WaitOutcome: Sendable {
@@ -174,8 +189,8 @@ public final class Registration: Sendable {
             if writable { waiters.write = nil }
             return (reader, writer)
         }
-        reader?.continuation.resume(returning: .ready)
-        writer?.continuation.resume(returning: .ready)
+        reader?(.ready)
+        writer?(.ready)
     }
 
     /// The socket is gone: end every wait, now and later, with a "closed" error.
@@ -187,8 +202,8 @@ public final class Registration: Sendable {
             _ = self.readiness.bitwiseAnd(~(Word.readWaiting | Word.writeWaiting), ordering: .relaxed)
             return taken
         }
-        reader?.continuation.resume(returning: .closed)
-        writer?.continuation.resume(returning: .closed)
+        reader?(.closed)
+        writer?(.closed)
     }
 
     /// Runs a non-blocking syscall until it completes: on would-block, forgets the readiness it was tried under
@@ -246,12 +261,35 @@ public final class Registration: Sendable {
         }
     }
 
+    /// Calls `action` once, when `interest` is ready (at once, on this thread, if it already is), when the socket
+    /// closes, or when ``endWait(_:)`` ends the wait: a wait without a task. A connection's reader that finds
+    /// nothing to read ends its task and leaves this behind; the action starts the next one. So an idle
+    /// connection holds no task, and none of the memory a task keeps for its deepest moment.
+    ///
+    /// The same rules as a task's wait: one wait per direction at a time, and an edge that arrives meanwhile is
+    /// not lost.
+    public func whenReady(_ interest: Interest, _ action: @escaping @Sendable () -> Void) {
+        self.store(interest, Waiter(id: 0, resume: .action(action)), cancellable: false)
+    }
+
+    /// Ends the stored wait for `interest`: a task's wait ends with `CancellationError` (the task itself is not
+    /// cancelled); a ``whenReady(_:_:)`` action is called, unless `tasksOnly`. Nothing happens when none is stored.
+    public func endWait(_ interest: Interest, tasksOnly: Bool = false) {
+        self.cancelWaiter(interest, id: nil, tasksOnly: tasksOnly)
+    }
+
     /// Stores `continuation` as the waiter for `interest`, or resumes it at once when the wait is already over
     /// (ready, closed, or the task cancelled).
     private func suspend(_ interest: Interest, id: UInt64, _ continuation: UnsafeContinuation<WaitOutcome, Never>) {
+        self.store(interest, Waiter(id: id, resume: .continuation(continuation)), cancellable: true)
+    }
+
+    /// Stores `waiter` for `interest`, or ends its wait at once when it is already over (ready, closed, or, for
+    /// a `cancellable` wait, the task cancelled).
+    private func store(_ interest: Interest, _ waiter: Waiter, cancellable: Bool) {
         let immediate = self.waiters.withLock { waiters -> WaitOutcome? in
             // Under the lock, so a cancellation handler that ran before we stored ourselves is seen here.
-            if Task.isCancelled { return .cancelled }
+            if cancellable && Task.isCancelled { return .cancelled }
             // Set our waiting bit only while neither ready nor closed, in one exchange: an event after it sees the
             // bit and comes for us (taking this lock first); one before it left "ready" set.
             var word = self.readiness.load(ordering: .acquiring)
@@ -267,22 +305,23 @@ public final class Registration: Sendable {
                 word = current
             }
             precondition(waiters[interest] == nil, "two tasks wait for \(interest) on one socket")
-            waiters[interest] = Waiter(id: id, continuation: continuation)
+            waiters[interest] = waiter
             return nil
         }
-        if let immediate { continuation.resume(returning: immediate) }
+        if let immediate { waiter(immediate) }
     }
 
     /// Ends the stored wait for `interest` with "cancelled": only the wait with `id`, or whichever wait when `id`
     /// is nil (a scope's handler, see ``withCancellationHandler(for:_:)``).
-    private func cancelWaiter(_ interest: Interest, id: UInt64?) {
+    private func cancelWaiter(_ interest: Interest, id: UInt64?, tasksOnly: Bool = false) {
         let waiter = self.waiters.withLock { waiters -> Waiter? in
             guard let waiter = waiters[interest], id == nil || waiter.id == id else { return nil }
+            if tasksOnly, case .action = waiter.resume { return nil }
             waiters[interest] = nil
             _ = self.readiness.bitwiseAnd(~interest.waitingBit, ordering: .relaxed)
             return waiter
         }
-        waiter?.continuation.resume(returning: .cancelled)
+        waiter?(.cancelled)
     }
 
     /// Runs `body` with one cancellation handler for every `interest` wait inside it, instead of one per wait.

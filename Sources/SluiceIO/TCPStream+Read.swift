@@ -55,6 +55,28 @@ extension TCPStream {
         return try await self.read(upTo: min(maxBytes, ReadScratch.size)) { Array($0) }
     }
 
+    /// Reads what is available now, like ``read(_:)``, but never waits: nil when nothing is (the readiness is then
+    /// forgotten, so ``Registration/whenReady(_:_:)`` waits for the next edge).
+    ///
+    /// ## Errors
+    /// ``IOError`` (`ECONNRESET` when the peer reset, `EBADF` after ``close()``); whatever `body` throws.
+    public func readIfReady<Result, Failure: Error>(
+        _ body: (UnsafeRawBufferPointer) throws(Failure) -> Result
+    ) throws -> Result? {
+        guard self.registration.isReady(.read) else { return nil }
+        let tick = self.registration.tick(.read)
+        let fd = try self.descriptor("read")
+        let scratch = ReadScratch.current()  // no suspension until `body` returns: see `read(upTo:_:)`
+        switch try syscall("read", { Glibc.read(fd, scratch.baseAddress, ReadScratch.size) }) {
+        case .processed(let count):
+            if count > 0 && count < ReadScratch.size { self.registration.clearReadiness(.read, ifTick: tick) }
+            return try body(UnsafeRawBufferPointer(start: scratch.baseAddress, count: count))
+        case .wouldBlock:
+            self.registration.clearReadiness(.read, ifTick: tick)
+            return nil
+        }
+    }
+
     /// The read loop behind both public reads: at most `limit` (≤ the scratch size) bytes per call.
     nonisolated(nonsending) private func read<Result, Failure: Error>(
         upTo limit: Int,

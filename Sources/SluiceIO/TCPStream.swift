@@ -123,6 +123,19 @@ public final class TCPStream: Sendable {
         try await self.registration.withCancellationHandler(for: interest, body)
     }
 
+    /// Calls `action` once, when the stream has something to read (at once if it already has), when it closes, or
+    /// when ``endReadWait()`` is called: a read wait without a task (see ``Registration/whenReady(_:_:)``). Pair it
+    /// with ``readIfReady(_:)``.
+    public func whenReadable(_ action: @escaping @Sendable () -> Void) {
+        self.registration.whenReady(.read, action)
+    }
+
+    /// Ends the read wait in progress: a task's ends with `CancellationError` (the task is not cancelled); a
+    /// ``whenReadable(_:)`` action is called, unless `tasksOnly`.
+    public func endReadWait(tasksOnly: Bool = false) {
+        self.registration.endWait(.read, tasksOnly: tasksOnly)
+    }
+
     /// The descriptor for a syscall, or `EBADF` once ``close()`` was called.
     func descriptor(_ operation: String) throws(IOError) -> Int32 {
         guard !self.closed.load(ordering: .acquiring) else { throw IOError(errno: EBADF, operation: operation) }

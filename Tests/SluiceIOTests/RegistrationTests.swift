@@ -1,10 +1,76 @@
 import Glibc
+import Synchronization
 import Testing
 
 @testable import SluiceIO
 
 @Suite("Readiness bookkeeping")
 struct RegistrationTests {
+    @Test("a wait without a task runs its action once: at once when ready, else on the event, the close or endWait")
+    func waitWithoutATask() async throws {
+        final class Calls: Sendable {
+            let count = Atomic<Int>(0)
+            var value: Int { self.count.load(ordering: .relaxed) }
+            func add() { self.count.wrappingAdd(1, ordering: .relaxed) }
+        }
+        // Given a registration that is readable: the action runs at once, on this thread
+        let registration = Registration()
+        registration.eventsArrived(readable: true, writable: false, tick: 1)
+        let ready = Calls()
+        registration.whenReady(.read) { ready.add() }
+        #expect(ready.value == 1)
+        // When readiness is gone, the action waits for the next read event (a write event is not it)
+        registration.clearReadiness(.read, ifTick: registration.tick(.read))
+        let onEvent = Calls()
+        registration.whenReady(.read) { onEvent.add() }
+        registration.eventsArrived(readable: false, writable: true, tick: 2)
+        #expect(onEvent.value == 0)
+        registration.eventsArrived(readable: true, writable: false, tick: 3)
+        registration.eventsArrived(readable: true, writable: false, tick: 4)
+        #expect(onEvent.value == 1)
+        // And an ended wait runs it, unless only a task's wait is to end
+        registration.clearReadiness(.read, ifTick: registration.tick(.read))
+        let ended = Calls()
+        registration.whenReady(.read) { ended.add() }
+        registration.endWait(.read, tasksOnly: true)
+        #expect(ended.value == 0)
+        registration.endWait(.read)
+        registration.endWait(.read)
+        #expect(ended.value == 1)
+        // And a close runs it; a task may wait again once it has run
+        let closed = Calls()
+        registration.whenReady(.read) { closed.add() }
+        registration.close()
+        #expect(closed.value == 1)
+        await #expect(throws: IOError.self) { try await registration.waitUntilReady(.read) }
+    }
+
+    @Test(
+        "endWait(tasksOnly:) ends a task's wait with CancellationError without cancelling the task",
+        .timeLimit(.minutes(1))
+    )
+    func endWaitOfATask() async throws {
+        let registration = Registration()
+        let done = Atomic<Bool>(false)
+        let waiter = Task {
+            defer { done.store(true, ordering: .releasing) }
+            do {
+                try await registration.waitUntilReady(.read)
+                return "ready"
+            } catch is CancellationError {
+                return Task.isCancelled ? "cancelled task" : "wait ended"
+            } catch {
+                return "\(error)"
+            }
+        }
+        // The waiter may not be stored yet: end the wait until it has ended (bounded)
+        for _ in 0..<5_000 where !done.load(ordering: .acquiring) {
+            registration.endWait(.read, tasksOnly: true)
+            try await Task.sleep(for: .milliseconds(1))
+        }
+        #expect(await waiter.value == "wait ended")
+    }
+
     @Test("an event that lands between EAGAIN and the clear is not lost (the edge-triggered race)")
     func readinessRefreshedAfterSnapshotSurvivesClear() async throws {
         // Given a socket that was readable at tick 1

@@ -1,0 +1,67 @@
+import SluiceIO
+import SluiceWire
+import Testing
+
+@testable import SluiceBroker
+
+/// The reader runs in turns: an idle connection holds no task (`Session.readerTurn`), a busy one keeps its task
+/// between bursts, and the sweeper retires the task of a connection that has gone quiet.
+@Suite("Reader turns: no task for an idle connection", .timeLimit(.minutes(2)))
+struct ReaderTurnTests {
+    @Test("a connection that only said HELLO holds no reader task; a frame starts one, a quiet sweep retires it")
+    func idleConnectionsHoldNoTask() async throws {
+        // Given a server that sweeps every 250 ms (a quarter of the HELLO deadline), and three connections that only
+        // said HELLO
+        let server = try TestServer { $0.helloTimeout = .seconds(1) }
+        let first = try await server.client()
+        let second = try await server.client()
+        let third = try await server.client()
+        try await Task.sleep(for: .milliseconds(50))
+        // When the first asks for STATS, only its own reader holds a task
+        let alone = try await stat("reader_tasks", from: first)
+        #expect(alone == 1)
+        // And after the second asks too, its reader waits for its next bytes in its task (the first one's may have
+        // been retired meanwhile on a slow machine)
+        #expect((1...2).contains(try await stat("reader_tasks", from: second) ?? 0))
+        // Then, once both were quiet for a whole sweep, their tasks are retired: only the asking one holds a task
+        var tasks = try await stat("reader_tasks", from: third)
+        for _ in 0..<100 where tasks != 1 {
+            try await Task.sleep(for: .milliseconds(100))
+            tasks = try await stat("reader_tasks", from: third)
+        }
+        #expect(tasks == 1)
+        // And a retired reader still serves its connection, in order
+        try await first.send(.ping, .ping)
+        #expect(try await first.next() == .pong)
+        #expect(try await first.next() == .pong)
+        try await second.subscribe("after.retire", id: 1)
+        try await third.send(.pub(Frame.Publish(subject: "after.retire", payload: "still here")))
+        #expect(try await second.next().message?.payload == Payload("still here"))
+        await server.shutdown()
+    }
+
+    @Test("connections that close while their reader waits without a task end cleanly, and shutdown ends the rest")
+    func closingWithoutATask() async throws {
+        // Given 20 connections that only said HELLO (each reader waits without a task)
+        let server = try TestServer()
+        var clients: [RawClient] = []
+        for _ in 0..<20 { clients.append(try await server.client()) }
+        let observer = try await server.client()
+        // When half of them close their side
+        for client in clients[..<10] { client.close() }
+        // Then the server notices each end (its readiness starts a turn that reads the end) and forgets them
+        var open = try await stat("connections", from: observer)
+        var tries = 0
+        while open != 11 && tries < 200 {
+            try await Task.sleep(for: .milliseconds(10))
+            open = try await stat("connections", from: observer)
+            tries += 1
+        }
+        #expect(open == 11)
+        // And a shutdown tells each remaining one GOODBYE, though none of their readers held a task
+        await server.shutdown()
+        for client in clients[10...] {
+            #expect(try await client.framesUntilClose().last == .goodbye)
+        }
+    }
+}
