@@ -14,8 +14,10 @@ enum RequestOutcome: Sendable {
 /// requester's waiter task awaits.
 ///
 /// Whoever removes the entry first decides the outcome: the responder's REPLY, the requester's timeout, or the
-/// responder leaving. Timeouts are kept by one task for the whole server (``runTimer(tick:)``), not a timer per
-/// request: it looks every `tick` while any request waits, so a request times out at most a tick late. A responder
+/// responder leaving. Timeouts are kept by one task for the whole server (``runTimer()``), not a timer per request:
+/// it sleeps until the earliest deadline, and a request with an earlier one wakes it. It does not tick while
+/// requests come and go: a periodic wake-up of a loop thread (and of the timer's own thread) lands in the middle of
+/// a round trip now and then, and showed in the request/reply p99. A responder
 /// that leaves simply has its entries removed: dropping an unsent `Oneshot.Sender` makes the receiver throw
 /// `senderDropped`, which the waiter answers with `RESPONDER_GONE`. So every request is answered exactly once, and a
 /// late REPLY finds nothing (`UNKNOWN_ID`).
@@ -52,13 +54,17 @@ final class RequestRegistry: Sendable {
 
     private let pending = Locked<[UInt64: Pending]>([:])
     /// No request waits past this (monotonic nanoseconds): the earliest deadline, or earlier (an entry answered
-    /// since leaves it early, which costs one scan that finds nothing to time out). `UInt64.max` with none. Written
-    /// only under the `pending` lock (atomic so that the type stays `Sendable` without another lock).
+    /// since leaves it early, which costs one scan that finds nothing to time out). `UInt64.max` with none. The
+    /// timer looks again at this time. Written only under the `pending` lock (atomic so that the type stays
+    /// `Sendable` without another lock).
     private let earliest = Atomic<UInt64>(.max)
-    /// A token when the first request arrives, waking ``runTimer(tick:)`` from its idle wait.
+    /// A token when a request's deadline comes before every other's, or a sleep of the timer ends: wakes
+    /// ``runTimer()``.
     private let wakeup: MPSC<Void>.Sender
     private let wakeups: MPSC<Void>.Receiver
     private let ids: DeliveryIDs
+    /// Times the timer looked for expired requests (for tests: it must not tick while requests come and go).
+    let scans = Atomic<Int>(0)
 
     init(ids: DeliveryIDs) {
         self.ids = ids
@@ -76,24 +82,27 @@ final class RequestRegistry: Sendable {
         let receiver = channel.receiver
         let entry = Pending(channel.sender, responder: responder, requester: requester, timeout: timeout)
         let id = self.ids.next()
-        let first = self.pending.withLock { pending in
+        let earlier = self.pending.withLock { pending in
             pending[id] = entry
-            // Load and store under the lock, which every writer holds. Not `Atomic.min`: in Swift 6.3.1 on Linux it
-            // compares `UInt64` as signed, so `.max` (all ones, -1) stays the minimum (it returns the right
-            // `newValue` while storing nothing).
-            if entry.deadline < self.earliest.load(ordering: .relaxed) {
-                self.earliest.store(entry.deadline, ordering: .relaxed)
-            }
-            return pending.count == 1
+            // Load and store under the lock, which every writer holds (the timer's scan too, so it either sees this
+            // deadline or is woken for it). Not `Atomic.min`: in Swift 6.3.1 on Linux it compares `UInt64` as
+            // signed, so `.max` (all ones, -1) stays the minimum (it returns the right `newValue` while storing
+            // nothing).
+            guard entry.deadline < self.earliest.load(ordering: .relaxed) else { return false }
+            self.earliest.store(entry.deadline, ordering: .relaxed)
+            return true
         }
-        if first { _ = self.wakeup.trySend(()) }  // a token already waiting is as good
+        if earlier { _ = self.wakeup.trySend(()) }  // a token already waiting is as good
         return (id, receiver)
     }
 
-    /// Ends every request whose deadline is past `now` with `TIMEOUT`; returns whether any request still waits.
-    func expire(now: UInt64) -> Bool {
-        let (expired, waiting) = self.pending.withLock { pending -> ([Pending], Bool) in
-            guard self.earliest.load(ordering: .relaxed) <= now else { return ([], !pending.isEmpty) }
+    /// Ends every request whose deadline is past `now` with `TIMEOUT`; returns when to look again (monotonic
+    /// nanoseconds; `UInt64.max` while no request waits).
+    func expire(now: UInt64) -> UInt64 {
+        self.scans.wrappingAdd(1, ordering: .relaxed)
+        let (expired, next) = self.pending.withLock { pending -> ([Pending], UInt64) in
+            let due = self.earliest.load(ordering: .relaxed)
+            guard due <= now else { return ([], due) }
             var expired: [Pending] = []
             var earliest = UInt64.max
             for (id, entry) in pending {
@@ -105,21 +114,31 @@ final class RequestRegistry: Sendable {
                 }
             }
             self.earliest.store(earliest, ordering: .relaxed)
-            return (expired, !pending.isEmpty)
+            return (expired, earliest)
         }
         for entry in expired { entry.resolve(.failed(.timeout, "no reply within \(entry.timeout)")) }
-        return waiting
+        return next
     }
 
-    /// Times requests out until the task is cancelled: while any request waits it looks every `tick`; while none
-    /// does it sleeps until one arrives.
-    func runTimer(tick: Duration = .milliseconds(5)) async {
+    /// Times requests out until the task is cancelled. It waits for a token: from a sleeper task it starts to wake
+    /// it at the earliest deadline, or from ``begin(responder:requester:timeout:)`` when a request's deadline is
+    /// earlier still. While no request waits, nothing sleeps.
+    func runTimer() async {
+        var sleeper: (task: Task<Void, Never>, until: UInt64)? = nil
+        defer { sleeper?.task.cancel() }
         while !Task.isCancelled {
-            if self.expire(now: Monotonic.now) {
-                do { try await Task.sleep(for: tick) } catch { return }
-            } else {
-                guard (try? await self.wakeups.recv()) != nil else { return }
+            let now = Monotonic.now
+            let next = self.expire(now: now)
+            if next != .max, sleeper.map({ $0.until <= now || next < $0.until }) ?? true {
+                sleeper?.task.cancel()
+                let wakeup = self.wakeup
+                let task = Task {
+                    guard (try? await Task.sleep(for: .nanoseconds(next - now))) != nil else { return }
+                    _ = wakeup.trySend(())
+                }
+                sleeper = (task, next)
             }
+            guard (try? await self.wakeups.recv()) != nil else { return }
         }
     }
 
