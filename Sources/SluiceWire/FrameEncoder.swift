@@ -99,6 +99,40 @@ public struct FrameEncoder: Sendable {
         payload: Payload
     ) throws(FrameEncodingError) {
         if !isKnownUniquelyReferenced(&self.storage) { self.grow(to: self.storage.capacity) }
+        var subject = subject
+        if headers.isEmpty {
+            // The common case, in one pass: one capacity check, then plain stores (no header block to walk).
+            let encoded: Bool? = subject.withUTF8 { utf8 -> Bool? in
+                guard utf8.count <= Int(UInt16.max) else { return nil }
+                let length = 1 + 4 + 1 + 2 + utf8.count + 2 + payload.count
+                guard length <= Int(UInt32.max) else { return false }
+                self.reserve(4 + length)
+                let base = self.storage.base + self.count
+                base.storeBytes(of: UInt32(length).bigEndian, as: UInt32.self)
+                base.storeBytes(of: Opcode.msg.rawValue, toByteOffset: 4, as: UInt8.self)
+                base.storeBytes(of: subscriptionID.bigEndian, toByteOffset: 5, as: UInt32.self)
+                base.storeBytes(of: UInt8(0), toByteOffset: 9, as: UInt8.self)  // a subject delivery
+                base.storeBytes(of: UInt16(utf8.count).bigEndian, toByteOffset: 10, as: UInt16.self)
+                if let source = utf8.baseAddress { (base + 12).copyMemory(from: source, byteCount: utf8.count) }
+                base.storeBytes(of: UInt16(0).bigEndian, toByteOffset: 12 + utf8.count, as: UInt16.self)
+                payload.withUnsafeBytes { bytes in
+                    if let source = bytes.baseAddress {
+                        (base + 14 + utf8.count).copyMemory(from: source, byteCount: bytes.count)
+                    }
+                }
+                self.count += 4 + length
+                return true
+            }
+            switch encoded {
+            case .some(true): return
+            case .some(false):
+                throw FrameEncodingError.frameTooLarge(
+                    byteCount: 1 + 4 + 1 + 2 + subject.utf8.count + 2 + payload.count
+                )
+            case .none:
+                throw FrameEncodingError.stringTooLong(field: "subject", byteCount: subject.utf8.count)
+            }
+        }
         let start = self.count
         do throws(FrameEncodingError) {
             self.reserve(14 + payload.count)  // length, opcode, subscription id, flags, subject length, header count
@@ -167,9 +201,13 @@ public struct FrameEncoder: Sendable {
         self.count += size
     }
 
+    @inline(__always)
     mutating func appendU8(_ value: UInt8) { self.store(value) }
+    @inline(__always)
     mutating func appendU16(_ value: UInt16) { self.store(value) }
+    @inline(__always)
     mutating func appendU32(_ value: UInt32) { self.store(value) }
+    @inline(__always)
     mutating func appendU64(_ value: UInt64) { self.store(value) }
 
     private mutating func appendBytes(_ bytes: UnsafeRawBufferPointer) {
