@@ -1,4 +1,21 @@
 extension Frame {
+    /// The fields of a PUB (opcode 0x10), after the opcode.
+    @inline(__always)
+    static func decodePublish(_ reader: inout FieldReader) throws(WireError) -> Publish {
+        let requestID = try reader.u32("request_id")
+        let flags = try reader.flags("flags", allowed: WireFlags.ackWanted)
+        let subject = try reader.subject()
+        let headers = try reader.headers()
+        let payload = reader.payload()
+        return Publish(
+            requestID: requestID,
+            ackWanted: flags & WireFlags.ackWanted != 0,
+            subject: subject,
+            headers: headers,
+            payload: payload
+        )
+    }
+
     /// Decodes the fields after the opcode of one complete frame. The field order here is the wire layout; it is
     /// mirrored by `Frame+Encoding.swift` and documented in `docs/PROTOCOL.md`.
     static func decodeFields(_ reader: inout FieldReader) throws(WireError) -> Frame {
@@ -55,20 +72,7 @@ extension Frame {
         case 0x09:  // STATS_REPLY
             return .statsReply(try self.decodeStatsReply(&reader))
         case 0x10:  // PUB
-            let requestID = try reader.u32("request_id")
-            let flags = try reader.flags("flags", allowed: WireFlags.ackWanted)
-            let subject = try reader.string("subject")
-            let headers = try reader.headers()
-            let payload = reader.payload()
-            return .pub(
-                Publish(
-                    requestID: requestID,
-                    ackWanted: flags & WireFlags.ackWanted != 0,
-                    subject: subject,
-                    headers: headers,
-                    payload: payload
-                )
-            )
+            return .pub(try self.decodePublish(&reader))
         case 0x11:  // SUB
             let requestID = try reader.u32("request_id")
             let flags = try reader.flags("flags", allowed: WireFlags.hasQueueGroup)

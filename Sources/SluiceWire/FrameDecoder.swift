@@ -71,6 +71,8 @@ public struct FrameDecoder: ~Copyable, Sendable {
     private var overflowCount = 0
     /// Stream offset of `readIndex`: bytes of complete frames consumed so far, for error offsets.
     private var consumedByteCount = 0
+    /// The last PUB subject decoded, for the next PUB with the same bytes (see `FieldReader.subject()`).
+    private var recentSubject: String?
     /// Where decoding stands.
     private(set) var state: State = .waitingForHeader
 
@@ -237,11 +239,33 @@ public struct FrameDecoder: ~Copyable, Sendable {
     ///
     /// ``WireError`` for a malformed frame; the decoder stays failed and throws it again on every call.
     public mutating func next() throws(WireError) -> Frame? {
+        try self.nextDecoded(onlyOpcode: nil) { reader throws(WireError) in try Frame.decodeFields(&reader) }
+    }
+
+    /// The next frame if it is complete and a PUB; nil when it is not complete yet or another frame (``next()``
+    /// then returns it). The publisher's hot path: the PUB comes back as its own struct, not inside a ``Frame``,
+    /// whose destruction (a multi-payload enum of every frame kind) goes through the runtime's generic value
+    /// witnesses, ~6% of a fan-out broker's instructions.
+    ///
+    /// ## Errors
+    ///
+    /// ``WireError`` as ``next()`` throws it.
+    public mutating func nextPublish() throws(WireError) -> Frame.Publish? {
+        try self.nextDecoded(onlyOpcode: 0x10) { reader throws(WireError) in try Frame.decodePublish(&reader) }
+    }
+
+    /// ``next()``, decoding the frame with `decode`; with `onlyOpcode`, nil for a frame of another opcode (left in
+    /// place for the next call).
+    @inline(__always)
+    private mutating func nextDecoded<Decoded>(
+        onlyOpcode: UInt8?,
+        _ decode: (inout FieldReader) throws(WireError) -> Decoded
+    ) throws(WireError) -> Decoded? {
         switch self.state {
         case .failed(let error):
             throw error
         case .waitingForFrame(let length):
-            return try self.frameIfComplete(length: length)
+            return try self.frameIfComplete(length: length, onlyOpcode: onlyOpcode, decode)
         case .waitingForHeader:
             guard self.unread >= 4 else { return nil }
             let announced = UInt32(
@@ -267,16 +291,25 @@ public struct FrameDecoder: ~Copyable, Sendable {
                 // holds the whole frame, so it is assembled in place as the remaining reads come in.
                 self.relocate(holding: 4 + length)
             }
-            return try self.frameIfComplete(length: length)
+            return try self.frameIfComplete(length: length, onlyOpcode: onlyOpcode, decode)
         }
     }
 
-    /// Decodes the frame at `readIndex` if all `4 + length` bytes are buffered.
-    private mutating func frameIfComplete(length: Int) throws(WireError) -> Frame? {
+    /// Decodes the frame at `readIndex` with `decode` if all `4 + length` bytes are buffered (and its opcode is
+    /// `onlyOpcode`, when given).
+    @inline(__always)
+    private mutating func frameIfComplete<Decoded>(
+        length: Int,
+        onlyOpcode: UInt8?,
+        _ decode: (inout FieldReader) throws(WireError) -> Decoded
+    ) throws(WireError) -> Decoded? {
         guard self.unread >= 4 + length else { return nil }
         // Not retained: `self.storage` keeps it alive, and nothing below replaces it before the reader is gone.
         unowned(unsafe) let storage = self.storage.unsafelyUnwrapped
-        let frame: Frame
+        if let onlyOpcode, storage.base.load(fromByteOffset: self.readIndex + 4, as: UInt8.self) != onlyOpcode {
+            return nil
+        }
+        let frame: Decoded
         do {
             var reader = FieldReader(
                 storage: storage,
@@ -284,7 +317,9 @@ public struct FrameDecoder: ~Copyable, Sendable {
                 length: length,
                 frameOffset: self.consumedByteCount
             )
-            frame = try Frame.decodeFields(&reader)
+            reader.recentSubject = self.recentSubject
+            frame = try decode(&reader)
+            self.recentSubject = reader.recentSubject
         } catch {
             self.enterFailure(error)
             throw error

@@ -65,6 +65,36 @@ struct FrameDecoderTests {
         }
     }
 
+    @Test("a PUB subject equal to the previous one is that same string; a different or invalid one is decoded afresh")
+    func repeatedSubjects() throws {
+        // Given PUBs to a long subject, twice, then a different subject of the same length, then the first again
+        let long = "orders.europe.paris.store-0042.created"
+        let other = "orders.europe.paris.store-0043.created"
+        var decoder = FrameDecoder()
+        decoder.append(
+            try encoded([
+                .pub(.init(subject: long, payload: "1")), .pub(.init(subject: long, payload: "2")),
+                .pub(.init(subject: other, payload: "3")), .pub(.init(subject: long, payload: "4")),
+            ])
+        )
+        let subjects = try decodeAll(&decoder).compactMap { frame -> String? in
+            guard case .pub(let publish) = frame else { return nil }
+            return publish.subject
+        }
+        // Then each comes out as sent, and the repeated one shares the previous PUB's storage
+        #expect(subjects == [long, long, other, long])
+        #expect(
+            subjects[0].utf8.withContiguousStorageIfAvailable { $0.baseAddress }
+                == subjects[1].utf8.withContiguousStorageIfAvailable { $0.baseAddress }
+        )
+        // And invalid UTF-8 of the same length as the remembered subject is still refused
+        var bytes = try encoded([.pub(.init(subject: long, payload: "5"))])
+        let at = 4 + 1 + 4 + 1 + 2  // length, opcode, request id, flags, subject length
+        bytes[at] = 0xFF
+        decoder.append(bytes)
+        #expect(throws: WireError.self) { _ = try decoder.next() }
+    }
+
     @Test("every complete frame in one read comes out before nil")
     func drainsEveryFrame() throws {
         // Given 100 PINGs and half of a PUB in one read

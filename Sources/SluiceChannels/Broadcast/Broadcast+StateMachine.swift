@@ -287,7 +287,9 @@ extension Broadcast {
             let size = self.slots.count
             var index = self.slotIndex(of: next)
             self.slots.withUnsafeMutableBufferPointer { slots in
-                for position in next..<end {
+                var position = next
+                while position < end {
+                    defer { position += 1 }
                     precondition(
                         slots[index].position == position && slots[index].remaining > 0,
                         "Broadcast slot \(index) holds position \(slots[index].position) owed by \(slots[index].remaining), receiver expected \(position)"
