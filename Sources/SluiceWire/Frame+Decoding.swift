@@ -1,10 +1,10 @@
 extension Frame {
     /// The fields of a PUB (opcode 0x10), after the opcode.
     @inline(__always)
-    static func decodePublish(_ reader: inout FieldReader) throws(WireError) -> Publish {
+    static func decodePublish(_ reader: inout FieldReader, recent: inout RecentSubject?) throws(WireError) -> Publish {
         let requestID = try reader.u32("request_id")
         let flags = try reader.flags("flags", allowed: WireFlags.ackWanted)
-        let subject = try reader.subject()
+        let subject = try reader.subject(recent: &recent)
         let headers = try reader.headers()
         let payload = reader.payload()
         return Publish(
@@ -18,7 +18,7 @@ extension Frame {
 
     /// Decodes the fields after the opcode of one complete frame. The field order here is the wire layout; it is
     /// mirrored by `Frame+Encoding.swift` and documented in `docs/PROTOCOL.md`.
-    static func decodeFields(_ reader: inout FieldReader) throws(WireError) -> Frame {
+    static func decodeFields(_ reader: inout FieldReader, recent: inout RecentSubject?) throws(WireError) -> Frame {
         // Literal cases so the compiler builds a jump table; names in the comments.
         switch reader.opcode {
         case 0x01:  // HELLO
@@ -72,7 +72,7 @@ extension Frame {
         case 0x09:  // STATS_REPLY
             return .statsReply(try self.decodeStatsReply(&reader))
         case 0x10:  // PUB
-            return .pub(try self.decodePublish(&reader))
+            return .pub(try self.decodePublish(&reader, recent: &recent))
         case 0x11:  // SUB
             let requestID = try reader.u32("request_id")
             let flags = try reader.flags("flags", allowed: WireFlags.hasQueueGroup)

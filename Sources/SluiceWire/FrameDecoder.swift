@@ -72,7 +72,7 @@ public struct FrameDecoder: ~Copyable, Sendable {
     /// Stream offset of `readIndex`: bytes of complete frames consumed so far, for error offsets.
     private var consumedByteCount = 0
     /// The last PUB subject decoded, for the next PUB with the same bytes (see `FieldReader.subject()`).
-    private var recentSubject: String?
+    private var recentSubject: RecentSubject?
     /// Where decoding stands.
     private(set) var state: State = .waitingForHeader
 
@@ -239,7 +239,9 @@ public struct FrameDecoder: ~Copyable, Sendable {
     ///
     /// ``WireError`` for a malformed frame; the decoder stays failed and throws it again on every call.
     public mutating func next() throws(WireError) -> Frame? {
-        try self.nextDecoded(onlyOpcode: nil) { reader throws(WireError) in try Frame.decodeFields(&reader) }
+        try self.nextDecoded(onlyOpcode: nil) { reader, recent throws(WireError) in
+            try Frame.decodeFields(&reader, recent: &recent)
+        }
     }
 
     /// The next frame if it is complete and a PUB; nil when it is not complete yet or another frame (``next()``
@@ -251,7 +253,9 @@ public struct FrameDecoder: ~Copyable, Sendable {
     ///
     /// ``WireError`` as ``next()`` throws it.
     public mutating func nextPublish() throws(WireError) -> Frame.Publish? {
-        try self.nextDecoded(onlyOpcode: 0x10) { reader throws(WireError) in try Frame.decodePublish(&reader) }
+        try self.nextDecoded(onlyOpcode: 0x10) { reader, recent throws(WireError) in
+            try Frame.decodePublish(&reader, recent: &recent)
+        }
     }
 
     /// ``next()``, decoding the frame with `decode`; with `onlyOpcode`, nil for a frame of another opcode (left in
@@ -259,7 +263,7 @@ public struct FrameDecoder: ~Copyable, Sendable {
     @inline(__always)
     private mutating func nextDecoded<Decoded>(
         onlyOpcode: UInt8?,
-        _ decode: (inout FieldReader) throws(WireError) -> Decoded
+        _ decode: (inout FieldReader, inout RecentSubject?) throws(WireError) -> Decoded
     ) throws(WireError) -> Decoded? {
         switch self.state {
         case .failed(let error):
@@ -301,7 +305,7 @@ public struct FrameDecoder: ~Copyable, Sendable {
     private mutating func frameIfComplete<Decoded>(
         length: Int,
         onlyOpcode: UInt8?,
-        _ decode: (inout FieldReader) throws(WireError) -> Decoded
+        _ decode: (inout FieldReader, inout RecentSubject?) throws(WireError) -> Decoded
     ) throws(WireError) -> Decoded? {
         guard self.unread >= 4 + length else { return nil }
         // Not retained: `self.storage` keeps it alive, and nothing below replaces it before the reader is gone.
@@ -317,9 +321,7 @@ public struct FrameDecoder: ~Copyable, Sendable {
                 length: length,
                 frameOffset: self.consumedByteCount
             )
-            reader.recentSubject = self.recentSubject
-            frame = try decode(&reader)
-            self.recentSubject = reader.recentSubject
+            frame = try decode(&reader, &self.recentSubject)
         } catch {
             self.enterFailure(error)
             throw error
