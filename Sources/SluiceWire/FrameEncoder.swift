@@ -26,6 +26,19 @@ public struct FrameEncoder: Sendable {
     private var storage: ByteStorage
     /// Bytes encoded so far.
     public private(set) var count = 0
+    /// The last MSG without headers that ``encodeMessage(subscriptionID:subject:headers:payload:)`` wrote into this
+    /// buffer: the next one to the same subscription and subject copies its bytes up to the payload from there.
+    private var lastMessage: LastMessage?
+
+    /// Where a MSG's bytes up to its payload can be copied from.
+    private struct LastMessage: Sendable {
+        let subscriptionID: UInt32
+        let subject: String
+        /// Buffer index of its length field.
+        let offset: Int
+        /// Its bytes after the length field up to the payload: opcode, subscription id, flags, subject, header count.
+        let prefixLength: Int
+    }
 
     /// Creates an empty encoder with room for `capacity` bytes.
     public init(reservingCapacity capacity: Int = 4096) {
@@ -56,13 +69,17 @@ public struct FrameEncoder: Sendable {
     /// Hands over everything encoded so far as an owned, immutable ``Payload`` (no copy), for a write that
     /// outlives this call, and leaves the encoder empty. The encoder reuses its memory once that payload is gone.
     public mutating func takeEncoded() -> Payload {
-        defer { self.count = 0 }
+        defer {
+            self.count = 0
+            self.lastMessage = nil
+        }
         return Payload(storage: self.storage, start: 0, count: self.count)
     }
 
     /// Forgets the encoded bytes, keeping the memory for the next batch unless told otherwise.
     public mutating func removeAll(keepingCapacity: Bool = true) {
         self.count = 0
+        self.lastMessage = nil
         if !keepingCapacity { self.storage = ByteStorage(capacity: 64) }
     }
 
@@ -99,7 +116,26 @@ public struct FrameEncoder: Sendable {
         payload: Payload
     ) throws(FrameEncodingError) {
         if !isKnownUniquelyReferenced(&self.storage) { self.grow(to: self.storage.capacity) }
+        if headers.isEmpty, let last = self.lastMessage, last.subscriptionID == subscriptionID, last.subject == subject
+        {
+            // The same subscription and subject as the MSG before: copy its bytes up to the payload (a fan-out batch
+            // is mostly one subject), then the length and the payload.
+            let length = last.prefixLength + payload.count
+            guard length <= Int(UInt32.max) else { throw FrameEncodingError.frameTooLarge(byteCount: length) }
+            self.reserve(4 + length)
+            let base = self.storage.base + self.count
+            base.storeBytes(of: UInt32(length).bigEndian, as: UInt32.self)
+            (base + 4).copyMemory(from: self.storage.base + last.offset + 4, byteCount: last.prefixLength)
+            payload.withUnsafeBytes { bytes in
+                if let source = bytes.baseAddress {
+                    (base + 4 + last.prefixLength).copyMemory(from: source, byteCount: bytes.count)
+                }
+            }
+            self.count += 4 + length
+            return
+        }
         var subject = subject
+        let start = self.count
         if headers.isEmpty {
             // The common case, in one pass: one capacity check, then plain stores (no header block to walk).
             let encoded: Bool? = subject.withUTF8 { utf8 -> Bool? in
@@ -124,7 +160,14 @@ public struct FrameEncoder: Sendable {
                 return true
             }
             switch encoded {
-            case .some(true): return
+            case .some(true):
+                self.lastMessage = LastMessage(
+                    subscriptionID: subscriptionID,
+                    subject: subject,
+                    offset: start,
+                    prefixLength: self.count - start - 4 - payload.count
+                )
+                return
             case .some(false):
                 throw FrameEncodingError.frameTooLarge(
                     byteCount: 1 + 4 + 1 + 2 + subject.utf8.count + 2 + payload.count
@@ -133,7 +176,6 @@ public struct FrameEncoder: Sendable {
                 throw FrameEncodingError.stringTooLong(field: "subject", byteCount: subject.utf8.count)
             }
         }
-        let start = self.count
         do throws(FrameEncodingError) {
             self.reserve(14 + payload.count)  // length, opcode, subscription id, flags, subject length, header count
             self.count += 4  // the length, stored below

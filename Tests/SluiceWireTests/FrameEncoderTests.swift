@@ -123,6 +123,22 @@ struct FrameEncoderTests {
                     == .msg(.init(subscriptionID: id, subject: subject, headers: headers, payload: payload))
             )
         }
+        // And a run of MSGs in one buffer, repeating subjects (copied from the MSG before) and changing subscription,
+        // subject, headers and payload size, comes out exactly as the frames would
+        let run: [(UInt32, String, Headers, Payload)] = [
+            (1, "a.b", Headers(), Payload("x")), (1, "a.b", Headers(), Payload("yy")),
+            (1, "a.b", Headers(), Payload(Array(repeating: 7, count: 300))), (2, "a.b", Headers(), Payload("z")),
+            (2, "a.c", Headers(), Payload()), (2, "a.c", Headers([.init(name: "h", value: "v")]), Payload("w")),
+            (2, "a.c", Headers(), Payload("v")), (2, String(repeating: "q", count: 40), Headers(), Payload("u")),
+            (2, String(repeating: "q", count: 40), Headers(), Payload("t")),
+        ]
+        for (id, subject, headers, payload) in run {
+            try fast.encodeMessage(subscriptionID: id, subject: subject, headers: headers, payload: payload)
+            try slow.encode(.msg(.init(subscriptionID: id, subject: subject, headers: headers, payload: payload)))
+        }
+        #expect(fast.bytes == slow.bytes)
+        _ = fast.takeEncoded()
+        slow.removeAll()
         // And a batch appended as it is to another encoder is unchanged
         var joined = FrameEncoder()
         try joined.encode(.ping)
