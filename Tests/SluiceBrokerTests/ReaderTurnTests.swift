@@ -10,9 +10,9 @@ import Testing
 struct ReaderTurnTests {
     @Test("a connection that only said HELLO holds no reader task; a frame starts one, a quiet sweep retires it")
     func idleConnectionsHoldNoTask() async throws {
-        // Given a server that sweeps every 250 ms (a quarter of the HELLO deadline), and three connections that only
-        // said HELLO
-        let server = try TestServer { $0.helloTimeout = .seconds(1) }
+        // Given a server on a loop of its own that sweeps every second (the test's long HELLO and idle deadlines make
+        // that the period), and three connections that only said HELLO
+        let server = try TestServer(ownLoop: true)
         let first = try await server.client()
         let second = try await server.client()
         let third = try await server.client()
@@ -21,11 +21,11 @@ struct ReaderTurnTests {
         let alone = try await stat("reader_tasks", from: first)
         #expect(alone == 1)
         // And after the second asks too, its reader waits for its next bytes in its task (the first one's may have
-        // been retired meanwhile on a slow machine)
+        // been retired meanwhile by a sweep)
         #expect((1...2).contains(try await stat("reader_tasks", from: second) ?? 0))
         // Then, once both were quiet for a whole sweep, their tasks are retired: only the asking one holds a task
         var tasks = try await stat("reader_tasks", from: third)
-        for _ in 0..<100 where tasks != 1 {
+        for _ in 0..<200 where tasks != 1 {
             try await Task.sleep(for: .milliseconds(100))
             tasks = try await stat("reader_tasks", from: third)
         }
