@@ -166,6 +166,8 @@ struct Reader: Sendable {
     var welcomed = false
     /// The subject of the last PUB that passed validation (see ``publishedWithoutAnswer(_:)``).
     var lastValidSubject: String? = nil
+    /// The queue of the last PUSH that passed validation.
+    var lastValidQueue: String? = nil
 
     init(session: Session) {
         self.session = session
@@ -542,8 +544,12 @@ struct Reader: Sendable {
 
     // MARK: Queues
 
-    nonisolated(nonsending) private func push(_ push: Frame.Push) async throws {
-        guard try await self.valid(push.queue, as: .queue, push.requestID) else { return }
+    nonisolated(nonsending) private mutating func push(_ push: Frame.Push) async throws {
+        // A producer mostly repeats its queue: one validation per new name.
+        if push.queue != self.lastValidQueue {
+            guard try await self.valid(push.queue, as: .queue, push.requestID) else { return }
+            self.lastValidQueue = push.queue
+        }
         guard let queue = self.broker.queues.queue(push.queue) else {
             try await self.limitReached(push.requestID, "queues", self.session.configuration.maxQueues)
             return

@@ -140,6 +140,9 @@ struct QueueTests {
         try await client.expectError(99, .queueFull)
         try await client.send(.push(Frame.Push(requestID: 100, noWait: true, queue: "bad..name", payload: "c")))
         try await client.expectError(100, .badName)
+        // The name checked last (and remembered) was the bad one; the good one is still full, not refused by name
+        try await client.send(.push(Frame.Push(requestID: 101, noWait: true, queue: "small", payload: "d")))
+        try await client.expectError(101, .queueFull)
         try await client.send(.ping)
         #expect(try await client.next() == .pong)
         await server.shutdown()

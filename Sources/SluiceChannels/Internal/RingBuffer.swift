@@ -60,11 +60,16 @@ struct RingBuffer<Element>: ~Copyable {
         self.slots = Slots.make(capacity: capacity)
     }
 
+    /// The header, read through its pointer: `ManagedBuffer.header` is a class property, and each access to it goes
+    /// through the runtime's exclusivity checks (`swift_beginAccess`, a few percent of a work queue's instructions).
     @inlinable
-    var count: Int { self.slots.header.count }
+    var header: Header { self.slots.withUnsafeMutablePointerToHeader { $0.pointee } }
 
     @inlinable
-    var isEmpty: Bool { self.slots.header.count == 0 }
+    var count: Int { self.header.count }
+
+    @inlinable
+    var isEmpty: Bool { self.header.count == 0 }
 
     /// The oldest element, if any.
     @inlinable
@@ -77,7 +82,8 @@ struct RingBuffer<Element>: ~Copyable {
     /// Appends `element` after the newest one, growing the storage when it is full.
     @inlinable
     mutating func append(_ element: Element) {
-        if self.slots.header.count == self.slots.header.capacity { self.grow() }
+        let header = self.header
+        if header.count == header.capacity { self.grow() }
         self.slots.withUnsafeMutablePointers { header, elements in
             let h = header.pointee
             (elements + ((h.head + h.count) & (h.capacity - 1))).initialize(to: element)
@@ -179,7 +185,7 @@ struct RingBuffer<Element>: ~Copyable {
 
     @inlinable
     mutating func grow() {
-        let old = self.slots.header
+        let old = self.header
         let bigger = Slots.make(capacity: old.capacity * 2)
         self.slots.withUnsafeMutablePointers { _, from in
             bigger.withUnsafeMutablePointers { header, to in
@@ -190,7 +196,8 @@ struct RingBuffer<Element>: ~Copyable {
                 header.pointee.count = old.count
             }
         }
-        self.slots.header.count = 0  // everything moved out: the old slots' deinit must destroy nothing
+        // Everything moved out: the old slots' deinit must destroy nothing.
+        self.slots.withUnsafeMutablePointerToHeader { $0.pointee.count = 0 }
         self.slots = bigger
     }
 }
