@@ -45,6 +45,8 @@ final class WorkQueue: Sendable {
         var stalled = false
 
         var hasSpareCredit: Bool { !self.stalled && self.unsettled < self.credit }
+        /// Deliveries it may take now.
+        var spareCredit: Int { self.stalled ? 0 : max(0, self.credit - self.unsettled) }
     }
 
     struct State {
@@ -91,23 +93,40 @@ final class WorkQueue: Sendable {
     }
 
     private func dispatch(_ waker: Watch<UInt64>.Receiver) async {
+        var batch: [QueuedMessage] = []
         while !Task.isCancelled {
             _ = waker.borrowAndUpdate()
-            let ready = self.state.withLock { $0.hasSpareCredit && $0.redeliver.isEmpty }
-            guard ready else {
+            // As many messages as the consumers can take now, in one receive and one critical section.
+            let spare = self.state.withLock {
+                $0.redeliver.isEmpty ? $0.consumers.reduce(0) { $0 + $1.spareCredit } : 0
+            }
+            guard spare > 0 else {
                 do { try await waker.changed() } catch { return }
                 continue
             }
-            guard let message = try? await self.receiver.recv() else { return }
-            self.state.withLock { state in
-                state.redeliver.append(message)
-                self.drain(&state)
-            }
+            batch.removeAll(keepingCapacity: batch.count <= 64)
+            guard (try? await self.receiver.recv(upTo: min(spare, 256), into: &batch)) ?? 0 > 0 else { return }
+            self.delivering { state in state.redeliver.append(contentsOf: batch) }
         }
     }
 
-    /// Delivers redeliveries while some consumer has spare credit. Called under the lock.
-    private func drain(_ state: inout State) {
+    /// Runs `body` under the lock, then delivers what consumers have credit for, and writes to each consumer's socket
+    /// that has no writer running from this thread, after unlocking (`Session.writeNow`): no writer task is started
+    /// on the consumer's loop for it, and no socket is written under the lock.
+    private func delivering<Result>(_ body: (inout State) -> Result) -> Result {
+        let (result, claimed) = self.state.withLock { state -> (Result, [Outbox]) in
+            let result = body(&state)
+            var claimed: [Outbox] = []
+            self.drain(&state, claimed: &claimed)
+            return (result, claimed)
+        }
+        for outbox in claimed { outbox.writeClaimed() }
+        return result
+    }
+
+    /// Delivers redeliveries while some consumer has spare credit. Called under the lock; `claimed` gets each outbox
+    /// whose writer this call became, to write after unlocking.
+    private func drain(_ state: inout State, claimed: inout [Outbox]) {
         while !state.redeliver.isEmpty, let index = self.nextConsumer(&state) {
             let message = state.redeliver[0]
             let id = self.ids.next()
@@ -121,7 +140,9 @@ final class WorkQueue: Sendable {
                     payload: message.payload
                 )
             )
-            switch consumer.outbox.post(frame) {
+            let (posted, mustWrite) = consumer.outbox.postWritingIfIdle(frame)
+            if mustWrite { claimed.append(consumer.outbox) }
+            switch posted {
             case .queued:
                 state.redeliver.removeFirst()
                 state.unacked[id] = (message, consumer.key)
@@ -157,20 +178,19 @@ final class WorkQueue: Sendable {
 
     /// Adds a consumer, or changes the credit of an existing one with the same key.
     func addConsumer(_ key: ConsumerKey, outbox: Outbox, closer: SessionCloser, credit: Int) {
-        self.state.withLock { state in
+        self.delivering { state in
             if let index = state.consumers.firstIndex(where: { $0.key == key }) {
                 state.consumers[index].credit = credit
             } else {
                 state.consumers.append(Consumer(key: key, outbox: outbox, closer: closer, credit: credit))
             }
-            self.drain(&state)
         }
         self.wakeDispatcher()
     }
 
     /// Removes a consumer; everything it held is delivered again, marked redelivered, ahead of newer messages.
     func removeConsumer(_ key: ConsumerKey) {
-        self.state.withLock { state in
+        self.delivering { state in
             state.consumers.removeAll { $0.key == key }
             if state.cursor >= state.consumers.count { state.cursor = 0 }
             let held = state.unacked.filter { $0.value.consumer == key }.keys.sorted()
@@ -181,7 +201,6 @@ final class WorkQueue: Sendable {
                 returned.append(message)
             }
             state.redeliver.insert(contentsOf: returned, at: 0)
-            self.drain(&state)
         }
         self.wakeDispatcher()
     }
@@ -189,7 +208,7 @@ final class WorkQueue: Sendable {
     /// ACK (`requeue` false) or NACK (`requeue` true) delivery `id` for `key`; false when that consumer does not
     /// hold that delivery.
     func settle(_ id: UInt64, by key: ConsumerKey, requeue: Bool) -> Bool {
-        let found = self.state.withLock { state -> Bool in
+        let found = self.delivering { state -> Bool in
             guard let entry = state.unacked[id], entry.consumer == key else { return false }
             state.unacked[id] = nil
             if let index = state.consumers.firstIndex(where: { $0.key == key }) {
@@ -202,7 +221,6 @@ final class WorkQueue: Sendable {
             } else {
                 self.stats.acked.add()
             }
-            self.drain(&state)
             return true
         }
         if found { self.wakeDispatcher() }
