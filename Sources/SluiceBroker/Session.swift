@@ -165,14 +165,9 @@ final class Session: Sendable {
             }
             return
         }
-        if batch.count == 1, case .encoded(let encoded) = batch[0].content {
-            // A forwarder's batch alone: written as it is, no copy.
-            self.writeNow(encoded, completing: batch, isLast: batch[0].isLast)
-        } else {
-            var encoder = FrameEncoder(reservingCapacity: 256)
-            let last = self.encode(batch, into: &encoder)
-            self.writeNow(encoder.takeEncoded(), completing: batch, isLast: last)
-        }
+        var encoder = FrameEncoder(reservingCapacity: 256)
+        let (bytes, last) = self.bytes(of: batch, using: &encoder)
+        self.writeNow(bytes, completing: batch, isLast: last)
     }
 
     /// One `send` of `bytes` without waiting, then what `batch` cost is given back; the rest goes to a writer task.
@@ -231,17 +226,11 @@ final class Session: Sendable {
                 if self.outbox.writerGoesIdle() { return }
                 continue
             }
-            let bytes: EncodedFrames
-            let last: Bool
-            if batch.count == 1, case .encoded(let encoded) = batch[0].content {
-                (bytes, last) = (EncodedFrames(payload: encoded), batch[0].isLast)  // as it is, no copy
-            } else {
-                last = self.encode(batch, into: &encoder)
-                // No copy: the socket writes the encoder's buffer, which the encoder reuses once this is released.
-                bytes = EncodedFrames(payload: encoder.takeEncoded())
-                // A large buffer is not kept for the next batch; a small one is reused.
-                if bytes.count > 4_096 { encoder.removeAll(keepingCapacity: false) }
-            }
+            // No copy: the socket writes the encoder's buffer, which the encoder reuses once this is released.
+            let (encoded, last) = self.bytes(of: batch, using: &encoder)
+            let bytes = EncodedFrames(payload: encoded)
+            // A large buffer is not kept for the next batch; a small one is reused.
+            if bytes.count > 4_096 { encoder.removeAll(keepingCapacity: false) }
             if bytes.count > 0 {
                 do {
                     try await self.stream.write(bytes)
@@ -253,6 +242,14 @@ final class Session: Sendable {
             }
             guard self.wrote(batch, isLast: last) else { return }
         }
+    }
+
+    /// The bytes that write `batch`, and whether it ends with the last frame: a forwarder's encoded batch alone as it
+    /// is (no copy), anything else encoded into `encoder` and taken from it.
+    private func bytes(of batch: [Outbox.Item], using encoder: inout FrameEncoder) -> (Payload, isLast: Bool) {
+        if batch.count == 1, case .encoded(let encoded) = batch[0].content { return (encoded, batch[0].isLast) }
+        let last = self.encode(batch, into: &encoder)
+        return (encoder.takeEncoded(), last)
     }
 
     /// Encodes `batch` up to its last frame, if it has one; true when it has.

@@ -23,7 +23,8 @@ struct ConsumerKey: Hashable, Sendable {
 ///
 /// - PUSH is `MPSC.send`: when the queue is full the producer's reader waits, so the broker stops reading that
 ///   socket and TCP pushes back; `trySend` gives `QUEUE_FULL` for PUSH with NO_WAIT.
-/// - The dispatcher takes a message only when some consumer has credit to spare, so messages pushed before any
+/// - The dispatcher takes messages only as far as the consumers have credit to spare (as many at once as that
+///   allows), so messages pushed before any
 ///   consumer exists wait in the channel, and the queue's memory stays bounded by its capacity plus the consumers'
 ///   credit.
 /// - A delivered message is kept in `unacked` until the consumer ACKs it. NACK, UNSUB and a consumer's
@@ -44,9 +45,9 @@ final class WorkQueue: Sendable {
         /// Set when its connection could not take a delivery: it gets nothing more.
         var stalled = false
 
-        var hasSpareCredit: Bool { !self.stalled && self.unsettled < self.credit }
         /// Deliveries it may take now.
         var spareCredit: Int { self.stalled ? 0 : max(0, self.credit - self.unsettled) }
+        var hasSpareCredit: Bool { self.spareCredit > 0 }
     }
 
     struct State {
@@ -57,8 +58,6 @@ final class WorkQueue: Sendable {
         var redeliver: [QueuedMessage] = []
         /// Delivered and not settled, by delivery id.
         var unacked: [UInt64: (message: QueuedMessage, consumer: ConsumerKey)] = [:]
-
-        var hasSpareCredit: Bool { self.consumers.contains { $0.hasSpareCredit } }
     }
 
     /// The queue's name.
