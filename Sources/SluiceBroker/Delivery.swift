@@ -23,8 +23,6 @@ struct Member: Sendable {
     let outbox: Outbox
     /// Closes the connection (a delivery the client cannot take).
     let closer: SessionCloser
-    /// The loop that serves the connection: a request's waiter runs there (see `Reader.request`).
-    let loop: EventLoop
 
     /// Whether `other` is the same subscription.
     func isSame(_ other: Member) -> Bool {

@@ -10,16 +10,18 @@ enum RequestOutcome: Sendable {
     case failed(ErrorCode, String)
 }
 
-/// Requests waiting for their REPLY, by reply id: each holds the sending half of one `Oneshot` whose receiver the
-/// requester's waiter task awaits.
+/// Requests waiting for their REPLY, by reply id: each holds the sending half of one `Oneshot` whose receiving half
+/// answers the requester (`Oneshot.channel(deliveringTo:)`): no task waits per request. The answer is written on the
+/// thread that decides the outcome: the responder's reader for a REPLY, the timer for a timeout, whoever removes the
+/// responder when it leaves.
 ///
 /// Whoever removes the entry first decides the outcome: the responder's REPLY, the requester's timeout, or the
 /// responder leaving. Timeouts are kept by one task for the whole server (``runTimer()``), not a timer per request:
 /// it sleeps until the earliest deadline, and a request with an earlier one wakes it. It does not tick while
 /// requests come and go: a periodic wake-up of a loop thread (and of the timer's own thread) lands in the middle of
 /// a round trip now and then, and showed in the request/reply p99. A responder
-/// that leaves simply has its entries removed: dropping an unsent `Oneshot.Sender` makes the receiver throw
-/// `senderDropped`, which the waiter answers with `RESPONDER_GONE`. So every request is answered exactly once, and a
+/// that leaves simply has its entries removed: dropping an unsent `Oneshot.Sender` delivers `senderDropped`, which
+/// is answered with `RESPONDER_GONE`. So every request is answered exactly once, and a
 /// late REPLY finds nothing (`UNKNOWN_ID`).
 final class RequestRegistry: Sendable {
     /// One request in flight. A class because `Oneshot.Sender` is noncopyable and dictionary values are not.
@@ -71,16 +73,20 @@ final class RequestRegistry: Sendable {
         (self.wakeup, self.wakeups) = MPSC<Void>.channel(capacity: 1)
     }
 
-    /// Registers a request to `responder`, ending with `TIMEOUT` after `timeout`, and returns its reply id and the
-    /// receiver to await.
+    /// Registers a request to `responder`, ending with `TIMEOUT` after `timeout`, and returns its reply id.
+    /// `answer` gets the outcome, once, on the thread that decides it (see the type's discussion).
     func begin(
         responder: ConsumerKey,
         requester: SessionID,
-        timeout: Duration
-    ) -> (UInt64, Oneshot<RequestOutcome>.Receiver) {
-        let channel = Oneshot<RequestOutcome>.channel()
-        let receiver = channel.receiver
-        let entry = Pending(channel.sender, responder: responder, requester: requester, timeout: timeout)
+        timeout: Duration,
+        answer: @escaping Oneshot<RequestOutcome>.Delivery
+    ) -> UInt64 {
+        let entry = Pending(
+            Oneshot<RequestOutcome>.channel(deliveringTo: answer),
+            responder: responder,
+            requester: requester,
+            timeout: timeout
+        )
         let id = self.ids.next()
         let earlier = self.pending.withLock { pending in
             pending[id] = entry
@@ -93,7 +99,7 @@ final class RequestRegistry: Sendable {
             return true
         }
         if earlier { _ = self.wakeup.trySend(()) }  // a token already waiting is as good
-        return (id, receiver)
+        return id
     }
 
     /// Ends every request whose deadline is past `now` with `TIMEOUT`; returns when to look again (monotonic
@@ -163,7 +169,7 @@ final class RequestRegistry: Sendable {
             }.keys
             return ids.compactMap { pending.removeValue(forKey: $0) }
         }
-        _ = gone  // dropped here, outside the lock: each receiver throws `senderDropped`
+        _ = gone  // dropped here, outside the lock: each delivers `senderDropped`
     }
 
     /// The requester left: forget its requests (nobody waits for their answers any more).

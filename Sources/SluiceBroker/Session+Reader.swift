@@ -422,8 +422,7 @@ struct Reader: Sendable {
             session: self.session.id,
             subscriptionID: subscribe.subscriptionID,
             outbox: self.outbox,
-            closer: self.session.closer,
-            loop: self.session.stream.loop
+            closer: self.session.closer
         )
         if let group = subscribe.queueGroup {
             self.broker.subjects.subscribe(
@@ -654,7 +653,7 @@ struct Reader: Sendable {
         self.broker.stats.requests.add()
         // At the cap this waits, and the connection is not read meanwhile.
         let permit = try await self.session.inflight.acquire()
-        permit.forget()  // given back by the waiter below
+        permit.forget()  // given back by the answer below
         guard let responder = self.broker.subjects.responder(for: request.subject) else {
             self.session.inflight.release(1)
             try await self.fail(request.requestID, .noResponders, "nobody serves \(request.subject)")
@@ -664,11 +663,33 @@ struct Reader: Sendable {
         let timeout =
             request.timeoutMilliseconds == 0
             ? self.session.configuration.requestTimeout : .milliseconds(Int64(request.timeoutMilliseconds))
-        let (replyID, receiver) = requests.begin(
+        let session = self.session
+        let requestID = request.requestID
+        // The answer, whichever comes first: the REPLY, the timeout (`RequestRegistry.runTimer`), the responder gone.
+        // It is written by the thread that decides it (the responder's reader, for a REPLY), with no task between:
+        // neither this loop's thread nor a waiter's job is woken for it.
+        let replyID = requests.begin(
             responder: ConsumerKey(session: responder.session, subscriptionID: responder.subscriptionID),
-            requester: self.session.id,
+            requester: session.id,
             timeout: timeout
-        )
+        ) { outcome in
+            let answer: Frame
+            switch outcome {
+            case .success(.reply(let headers, let payload)):
+                answer = .response(Frame.Response(requestID: requestID, headers: headers, payload: payload))
+            case .success(.failed(let code, let message)):
+                answer = .error(Frame.ErrorReport(requestID: requestID, code: code, message: message))
+            case .failure:
+                answer = .error(
+                    Frame.ErrorReport(requestID: requestID, code: .responderGone, message: "the responder left")
+                )
+            }
+            // Written from this thread when no writer runs, rather than by a writer started for it.
+            let (result, mustWrite) = session.outbox.postWritingIfIdle(answer)
+            if result == .overLimit { session.closer.close(.slowConsumer) }
+            session.inflight.release(1)
+            if mustWrite { session.outbox.writeClaimed() }
+        }
         let ask = Frame.msg(
             Frame.Message(
                 subscriptionID: responder.subscriptionID,
@@ -690,33 +711,6 @@ struct Reader: Sendable {
             requests.responderGone(session: responder.session)
         case .closed:
             requests.responderGone(session: responder.session)
-        }
-        let session = self.session
-        let requestID = request.requestID
-        // The answer, whichever comes first: the REPLY, the timeout (`RequestRegistry.runTimer`), the responder gone.
-        // The waiter prefers the responder's loop, whose reader sends the REPLY into the oneshot: it resumes on that
-        // same thread, without a wake-up of this loop's, and writes the RESPONSE to this connection itself. It starts
-        // here, at once, up to its wait (`Task.immediate`): enqueueing it on the responder's loop would wake that
-        // loop's thread for nothing.
-        Task.immediate(executorPreference: responder.loop) {
-            let answer: Frame
-            do {
-                switch try await receiver.value() {
-                case .reply(let headers, let payload):
-                    answer = .response(Frame.Response(requestID: requestID, headers: headers, payload: payload))
-                case .failed(let code, let message):
-                    answer = .error(Frame.ErrorReport(requestID: requestID, code: code, message: message))
-                }
-            } catch {
-                answer = .error(
-                    Frame.ErrorReport(requestID: requestID, code: .responderGone, message: "the responder left")
-                )
-            }
-            // This task is about to end: it writes the answer itself when no writer runs, rather than start one.
-            let (result, mustWrite) = session.outbox.postWritingIfIdle(answer)
-            if result == .overLimit { session.closer.close(.slowConsumer) }
-            session.inflight.release(1)
-            if mustWrite { session.outbox.writeClaimed() }
         }
     }
 }

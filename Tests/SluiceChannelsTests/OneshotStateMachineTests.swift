@@ -165,7 +165,10 @@ struct OneshotStateMachineTests {
         }
         let outcome: Outcome = await withUnsafeContinuation { continuation in
             #expect(machine.receiveSuspended(id: id, continuation: continuation, isCancelled: false) == nil)
-            machine.senderDropped()?.resumeAll()
+            guard case .resumeReceivers(let wakeups) = machine.senderDropped() else {
+                preconditionFailure("expected the waiter to be woken")
+            }
+            wakeups.resumeAll()
         }
         #expect(outcome == .senderDropped)
         guard case .senderDropped = machine.receive(mayWait: true) else {
@@ -208,7 +211,10 @@ struct OneshotStateMachineTests {
         let (moreReceivers, moreSenders) = machine.receiverClosed()
         #expect(moreReceivers == nil)
         #expect(moreSenders == nil)
-        #expect(machine.senderDropped() == nil)
+        guard case .none = machine.senderDropped() else {
+            Issue.record("expected nothing to wake")
+            return
+        }
         #expect(machine.stateName == ".closed")
     }
 
@@ -291,5 +297,33 @@ struct OneshotStateMachineTests {
         order = []
         list.forEach { order.append($0) }
         #expect(order == [2, 4, 5])
+    }
+
+    // MARK: - A channel that delivers to an action
+
+    @Test("a delivering channel hands its send to the action, once, and ends closed")
+    func deliveringSend() {
+        var machine = Machine(delivering: { _ in })
+        #expect(machine.stateName == ".delivering")
+        #expect(machine.isClosedForSending == false)
+        guard case .deliver = machine.send(5) else {
+            Issue.record("expected .deliver")
+            return
+        }
+        #expect(machine.stateName == ".closed")
+        guard case .none = machine.senderDropped() else {
+            Issue.record("a used sender's drop wakes nothing")
+            return
+        }
+    }
+
+    @Test("a delivering channel's dropped sender hands the action its end")
+    func deliveringSenderDropped() {
+        var machine = Machine(delivering: { _ in })
+        guard case .deliver = machine.senderDropped() else {
+            Issue.record("expected .deliver")
+            return
+        }
+        #expect(machine.stateName == ".senderDropped")
     }
 }

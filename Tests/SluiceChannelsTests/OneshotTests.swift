@@ -1,3 +1,4 @@
+import Glibc
 import Synchronization
 import Testing
 
@@ -364,5 +365,61 @@ struct OneshotTests {
         #expect(receiver.storage.receiveWaiterCount == 2)
         try? holder.take()?.send(14)
         for task in others { #expect(await task.value == .value(14)) }
+    }
+
+    // MARK: - A channel that delivers to an action
+
+    /// What a delivering channel's action got, in order.
+    final class Deliveries: Sendable {
+        let got = Locked<[Got]>([])
+        let threads = Locked<[pthread_t]>([])
+        func record(_ outcome: Result<Int, Oneshot<Int>.RecvError>) {
+            self.threads.withLock { $0.append(pthread_self()) }
+            switch outcome {
+            case .success(let value): self.got.withLock { $0.append(.value(value)) }
+            case .failure(.senderDropped): self.got.withLock { $0.append(.senderDropped) }
+            }
+        }
+    }
+
+    @Test("channel(deliveringTo:) gives the sent value to the action before send returns, on the sender's thread")
+    func deliveringSend() throws {
+        let deliveries = Deliveries()
+        let sender = Oneshot<Int>.channel { deliveries.record($0) }
+        #expect(sender.isClosed == false)
+        #expect(deliveries.got.withLock { $0 }.isEmpty)
+        try sender.send(21)
+        #expect(deliveries.got.withLock { $0 } == [.value(21)])
+        #expect(deliveries.threads.withLock { $0 }.allSatisfy { pthread_equal($0, pthread_self()) != 0 })
+    }
+
+    @Test("channel(deliveringTo:) tells the action once when the sender is dropped unsent")
+    func deliveringSenderDropped() {
+        let deliveries = Deliveries()
+        do {
+            let sender = Oneshot<Int>.channel { deliveries.record($0) }
+            _ = consume sender
+        }
+        #expect(deliveries.got.withLock { $0 } == [.senderDropped])
+    }
+
+    /// A value whose end a test watches with a weak reference (not ``Tracked``'s shared count: tests run in
+    /// parallel).
+    final class Boxed: Sendable {
+        let id: Int
+        init(_ id: Int) { self.id = id }
+    }
+
+    @Test("channel(deliveringTo:) keeps no reference to a sent value once the action returns")
+    func deliveringKeepsNothing() throws {
+        let seen = Locked<Int?>(nil)
+        let sender = Oneshot<Boxed>.channel { outcome in
+            seen.withLock { $0 = (try? outcome.get())?.id }
+        }
+        var value: Boxed? = Boxed(4)
+        weak let watched = value
+        try sender.send(value.take()!)
+        #expect(seen.withLock { $0 } == 4)
+        #expect(watched == nil)
     }
 }

@@ -35,6 +35,10 @@ extension Oneshot {
     @usableFromInline
     typealias ClosedWakeups = Wakeup<ClosedOutcome>
 
+    /// The receiving half of a channel made by ``Oneshot/channel(deliveringTo:)``: called once, with the value or
+    /// with why none can come.
+    public typealias Delivery = @Sendable (Result<Value, RecvError>) -> Void
+
     /// The pure state of one oneshot channel: no locks, no tasks, no clocks. ``Oneshot/Storage`` owns it inside a
     /// `Mutex`, calls one event method per thing that happened, and performs the returned action after unlocking.
     ///
@@ -48,7 +52,11 @@ extension Oneshot {
     /// empty | waiting ──send──▶ sent          ──receiver dropped──▶ closed
     /// empty | waiting ──sender dropped──▶ senderDropped
     /// empty | waiting ──close or receiver dropped──▶ closed
+    /// delivering ──send──▶ closed (the delivery has the value)
+    /// delivering ──sender dropped──▶ senderDropped
     /// ```
+    /// A channel starts in `delivering` when its receiving half is an action (``Oneshot/channel(deliveringTo:)``);
+    /// it never has a ``Receiver``, so the receiver's events cannot happen to it.
     @usableFromInline
     struct StateMachine: ~Copyable {
         @usableFromInline
@@ -62,8 +70,12 @@ extension Oneshot {
             case sent(Value)
             /// The sender was dropped without sending; nothing can arrive.
             case senderDropped
-            /// The receiver closed (or went away) before a value was sent; any send fails.
+            /// The receiver closed (or went away) before a value was sent; any send fails. Also where a
+            /// `delivering` channel ends once its action has the value.
             case closed
+            /// Nothing sent, the sender is alive, and the receiving half is this action, not a task
+            /// (``Oneshot/channel(deliveringTo:)``).
+            case delivering(Delivery)
         }
 
         /// Where the value stands; see ``State``.
@@ -75,6 +87,10 @@ extension Oneshot {
 
         @inlinable
         init() {}
+
+        /// A channel whose receiving half is `delivery`.
+        @inlinable
+        init(delivering delivery: @escaping Delivery) { self.state = .delivering(delivery) }
 
         /// True once a send would fail: the receiver closed or went away.
         @usableFromInline var isClosedForSending: Bool {
@@ -100,6 +116,7 @@ extension Oneshot {
             case .sent: return ".sent"
             case .senderDropped: return ".senderDropped"
             case .closed: return ".closed"
+            case .delivering: return ".delivering"
             }
         }
 
@@ -119,6 +136,8 @@ extension Oneshot {
             case resumeReceivers(ReceiverWakeups)
             /// The receiver closed or is gone: the caller hands its value back.
             case closed
+            /// The caller gives the value to this action.
+            case deliver(Delivery)
         }
 
         @inlinable
@@ -132,24 +151,38 @@ extension Oneshot {
                 return .resumeReceivers(ReceiverWakeups(waiters: waiters, outcome: .value(value)))
             case .closed:
                 return .closed
+            case .delivering(let delivery):
+                self.state = .closed
+                return .deliver(delivery)
             case .sent, .senderDropped:
                 preconditionFailure("Oneshot send in state \(self.stateName): the sender is used once")
             }
         }
 
+        /// What a dropped sender wakes: the tasks waiting in `value()`, or the delivery action.
+        @usableFromInline
+        enum DropAction: Sendable {
+            case none
+            case resumeReceivers(ReceiverWakeups)
+            case deliver(Delivery)
+        }
+
         /// The sender was dropped without sending.
         @inlinable
-        mutating func senderDropped() -> ReceiverWakeups? {
+        mutating func senderDropped() -> DropAction {
             precondition(self.closedWaiters.isEmpty, "Oneshot sender dropped while a task waits in its closed()")
             switch self.state {
             case .empty:
                 self.state = .senderDropped
-                return nil
+                return .none
             case .waiting(let waiters):
                 self.state = .senderDropped
-                return ReceiverWakeups(waiters: waiters, outcome: .senderDropped)
+                return .resumeReceivers(ReceiverWakeups(waiters: waiters, outcome: .senderDropped))
+            case .delivering(let delivery):
+                self.state = .senderDropped
+                return .deliver(delivery)
             case .closed:
-                return nil  // the receiver closed first; nothing changes for it
+                return .none  // the receiver closed first; nothing changes for it
             case .sent, .senderDropped:
                 preconditionFailure("Oneshot sender dropped in state \(self.stateName): the sender is used once")
             }
@@ -176,6 +209,7 @@ extension Oneshot {
             case .senderDropped: return .senderDropped
             case .closed: return .closed
             case .empty, .waiting: return mayWait ? .suspend(id: self.makeWaiterID()) : .empty
+            case .delivering: preconditionFailure("Oneshot receive on a channel that delivers to an action")
             }
         }
 
@@ -201,6 +235,7 @@ extension Oneshot {
                 waiters.append(waiter)
                 self.state = .waiting(waiters)
                 return nil
+            case .delivering: preconditionFailure("Oneshot receive on a channel that delivers to an action")
             }
         }
 
@@ -229,6 +264,7 @@ extension Oneshot {
                 return (ReceiverWakeups(waiters: waiters, outcome: .closed), self.takeClosedWaiters())
             case .sent, .senderDropped, .closed:
                 return (nil, nil)  // the sender is used up or gone, or this is a second close
+            case .delivering: preconditionFailure("Oneshot close on a channel that delivers to an action")
             }
         }
 
@@ -247,6 +283,7 @@ extension Oneshot {
                 return (nil, nil)
             case .waiting:
                 preconditionFailure("Oneshot receiver dropped in state .waiting: a waiting task holds it")
+            case .delivering: preconditionFailure("Oneshot receiver dropped on a channel that delivers to an action")
             }
         }
     }

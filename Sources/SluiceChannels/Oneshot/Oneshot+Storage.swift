@@ -9,10 +9,13 @@ extension Oneshot {
     /// continuations are resumed, and an undeliverable value is destroyed, only once the lock is released.
     @usableFromInline
     final class Storage: Sendable {
-        @usableFromInline let state = Locked(StateMachine())
+        @usableFromInline let state: Locked<StateMachine>
 
         @inlinable
-        init() {}
+        init() { self.state = Locked(StateMachine()) }
+
+        @inlinable
+        init(delivering delivery: @escaping Delivery) { self.state = Locked(StateMachine(delivering: delivery)) }
 
         // MARK: Introspection (tests, and the handles' properties)
 
@@ -35,12 +38,19 @@ extension Oneshot {
                 wakeups.resumeAll()
                 return .success(())
             case .closed: return .failure(SendError(value))
+            case .deliver(let delivery):
+                delivery(.success(value))
+                return .success(())
             }
         }
 
         @inlinable
         func senderDropped() {
-            self.state.withLock { $0.senderDropped() }?.resumeAll()
+            switch self.state.withLock({ $0.senderDropped() }) {
+            case .none: break
+            case .resumeReceivers(let wakeups): wakeups.resumeAll()
+            case .deliver(let delivery): delivery(.failure(.senderDropped))
+            }
         }
 
         @inlinable

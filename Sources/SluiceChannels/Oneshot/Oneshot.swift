@@ -65,6 +65,35 @@ public enum Oneshot<Value: Sendable> {
         return Channel(sender: Sender(storage: storage), receiver: Receiver(storage: storage))
     }
 
+    /// Creates a oneshot channel whose receiving half is an action instead of a task: the sender's one value, or
+    /// the news that none will come, is handed to `delivery` on the thread that sends (or drops the sender), after
+    /// the channel's lock is released.
+    ///
+    /// It is the callback form of ``Receiver/value()``, for a receiver that has nothing to do until the value
+    /// comes: no task waits, and nothing is allocated but the channel's shared state. `delivery` is called exactly
+    /// once: with `.success(value)` by ``Sender/send(_:)``, or with `.failure(.senderDropped)` when the sender is
+    /// dropped unsent. There is no ``Receiver``: ``Sender/isClosed`` stays false, and a send never fails.
+    ///
+    /// The broker answers requests this way: the responder's REPLY (or the timeout, or the responder leaving)
+    /// writes the RESPONSE to the requester from the thread it happens on, with no task per request.
+    ///
+    /// - Returns: the sender.
+    ///
+    /// ## Examples
+    /// ```swift
+    /// let reply = Oneshot<String>.channel { outcome in
+    ///     switch outcome {
+    ///     case .success(let answer): print(answer)
+    ///     case .failure(.senderDropped): print("no answer will come")
+    ///     }
+    /// }
+    /// try reply.send("pong")                       // prints "pong" here, before `send` returns
+    /// ```
+    @inlinable
+    public static func channel(deliveringTo delivery: @escaping Delivery) -> Sender {
+        Sender(storage: Storage(delivering: delivery))
+    }
+
     /// The two halves of a new channel, as returned by ``Oneshot/channel()``.
     ///
     /// This plays the part of the `(sender:receiver:)` tuple the other channels return: Swift does not allow a
