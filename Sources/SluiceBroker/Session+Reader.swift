@@ -108,7 +108,7 @@ extension Session {
                 if let publish = try state.decoder.nextPublish() {
                     if !state.reader.publishedWithoutAnswer(publish) { try await state.reader.handle(.pub(publish)) }
                 } else if let frame = try state.decoder.next() {
-                    try await state.reader.handle(frame)
+                    if !state.reader.handledAtOnce(frame) { try await state.reader.handle(frame) }
                 } else {
                     break
                 }
@@ -168,6 +168,8 @@ struct Reader: Sendable {
     var lastValidSubject: String? = nil
     /// The queue of the last PUSH that passed validation.
     var lastValidQueue: String? = nil
+    /// The subject of the last REQUEST that passed validation (see ``handledAtOnce(_:)``).
+    var lastValidRequestSubject: String? = nil
 
     init(session: Session) {
         self.session = session
@@ -648,17 +650,55 @@ struct Reader: Sendable {
 
     // MARK: Requests
 
+    /// The frames whose common case needs no suspension and no async call: a REQUEST to a valid subject that has a
+    /// responder, under the in-flight cap; a REPLY that finds its request and wants no OK. True when it was handled;
+    /// false, with nothing done, for ``handle(_:)`` (which repeats the checks, and answers or waits).
+    mutating func handledAtOnce(_ frame: Frame) -> Bool {
+        guard self.welcomed else { return false }
+        switch frame {
+        case .request(let request):
+            // A requester mostly repeats its subject: one validation per new subject.
+            if request.subject != self.lastValidRequestSubject {
+                guard (try? Subject.validate(request.subject, as: .subject)) != nil else { return false }
+                self.lastValidRequestSubject = request.subject
+            }
+            guard let permit = try? self.session.inflight.tryAcquire() else { return false }
+            guard let responder = self.broker.subjects.responder(for: request.subject) else { return false }
+            permit.forget()  // given back when the request is answered (see `ask(_:of:)`)
+            self.flushPublishes()
+            self.broker.stats.requests.add()
+            self.ask(request, of: responder)
+            return true
+        case .reply(let reply):
+            guard !reply.ackWanted else { return false }
+            self.flushPublishes()
+            return self.broker.requests.reply(
+                reply.replyID,
+                from: self.session.id,
+                headers: reply.headers,
+                payload: reply.payload.compacted()
+            )
+        default:
+            return false
+        }
+    }
+
     nonisolated(nonsending) private func request(_ request: Frame.Request) async throws {
         guard try await self.valid(request.subject, as: .subject, request.requestID) else { return }
         self.broker.stats.requests.add()
         // At the cap this waits, and the connection is not read meanwhile.
         let permit = try await self.session.inflight.acquire()
-        permit.forget()  // given back by the answer below
         guard let responder = self.broker.subjects.responder(for: request.subject) else {
-            self.session.inflight.release(1)
             try await self.fail(request.requestID, .noResponders, "nobody serves \(request.subject)")
             return
         }
+        permit.forget()  // given back when the request is answered (see `ask(_:of:)`)
+        self.ask(request, of: responder)
+    }
+
+    /// Registers `request` with `responder` and posts it the MSG. Holds one in-flight permit, given back with the
+    /// answer.
+    private func ask(_ request: Frame.Request, of responder: Member) {
         let requests = self.broker.requests
         let timeout =
             request.timeoutMilliseconds == 0

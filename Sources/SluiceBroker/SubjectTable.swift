@@ -245,6 +245,12 @@ final class SubjectTable: Sendable {
     /// One subscription serving `subject`, chosen round robin among all that match, or nil when none does.
     func responder(for subject: String) -> Member? {
         self.state.withLock { state in
+            if state.wildcard.isEmpty && state.groups.isEmpty {
+                // Only literal subscriptions: pick among them without collecting candidates (no allocation).
+                guard let members = state.literal[subject]?.members, !members.isEmpty else { return nil }
+                state.nextResponder &+= 1
+                return members[state.nextResponder % members.count]
+            }
             var candidates: [Member] = state.literal[subject]?.members ?? []
             for (pattern, topic) in state.wildcard where Subject.matches(pattern: pattern, subject: subject) {
                 candidates += topic.members
