@@ -183,12 +183,8 @@ final class Outbox: Sendable {
     /// ## Errors
     /// `CancellationError`; ``OutboxClosed`` once the connection is ending.
     nonisolated(nonsending) func answer(_ frame: Frame) async throws {
-        if self.lazyChannel.load() == nil, let starter = self.starter.withLock({ $0 }), self.claimWriter() {
-            // Nothing was ever queued and no writer runs: write it now, without making the channel. A connection
-            // that only said HELLO (and got WELCOME) thus never holds one.
-            starter.writeNow(frame)
-            return
-        }
+        // A connection that only said HELLO (and got WELCOME) thus never makes its channel.
+        if self.wroteIfIdle(frame) { return }
         let cost = self.cost(of: frame)
         self.pending.wrappingAdd(cost, ordering: .relaxed)
         do {
@@ -261,6 +257,29 @@ final class Outbox: Sendable {
         let result = self.enqueue(frame)
         if result == .queued { self.kick() }
         return result
+    }
+
+    /// ``post(_:)`` that writes the frame itself, on the caller's thread, rather than start a writer task on the
+    /// connection's loop (a wake-up of that loop's thread): when nothing is queued and no writer runs, the frame is
+    /// not queued at all (one `send`, see ``wroteIfIdle(_:)``); otherwise it is queued, and written here if no writer
+    /// took it (``writeClaimed()``).
+    func postOrWrite(_ frame: Frame) -> PostResult {
+        if self.wroteIfIdle(frame) { return .queued }
+        let result = self.enqueue(frame)
+        if result == .queued && self.claimWriter() { self.writeClaimed() }
+        return result
+    }
+
+    /// When nothing is queued or being written and no writer runs, writes `frame` at once, on the caller's thread,
+    /// without queuing it (no channel send and receive); what the socket does not take goes on in a writer task, as
+    /// with ``writeClaimed()``. False, with nothing done, otherwise. Frames from one producer keep their order: one
+    /// that was queued is counted in ``pending`` until written, so the next goes through the queue behind it.
+    private func wroteIfIdle(_ frame: Frame) -> Bool {
+        guard self.pending.load(ordering: .relaxed) == 0, !self.writing.load(ordering: .relaxed),
+            let starter = self.starter.withLock({ $0 }), self.claimWriter()
+        else { return false }
+        starter.writeNow(frame)
+        return true
     }
 
     /// ``post(_:)`` for a caller that would rather write the frame itself, on its own thread, than start a writer

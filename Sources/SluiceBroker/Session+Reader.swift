@@ -725,10 +725,8 @@ struct Reader: Sendable {
                 )
             }
             // Written from this thread when no writer runs, rather than by a writer started for it.
-            let (result, mustWrite) = session.outbox.postWritingIfIdle(answer)
-            if result == .overLimit { session.closer.close(.slowConsumer) }
             session.inflight.release(1)
-            if mustWrite { session.outbox.writeClaimed() }
+            if session.outbox.postOrWrite(answer) == .overLimit { session.closer.close(.slowConsumer) }
         }
         let ask = Frame.msg(
             Frame.Message(
@@ -741,9 +739,7 @@ struct Reader: Sendable {
         )
         // Written from this thread when the responder's connection has no writer running (see `Session.writeNow()`):
         // its loop's thread is not woken just to write it.
-        let (posted, mustWrite) = responder.outbox.postWritingIfIdle(ask)
-        if mustWrite { responder.outbox.writeClaimed() }
-        switch posted {
+        switch responder.outbox.postOrWrite(ask) {
         case .queued:
             self.broker.stats.delivered.add()
         case .overLimit:
