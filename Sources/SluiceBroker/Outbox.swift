@@ -183,8 +183,12 @@ final class Outbox: Sendable {
     /// ## Errors
     /// `CancellationError`; ``OutboxClosed`` once the connection is ending.
     nonisolated(nonsending) func answer(_ frame: Frame) async throws {
-        // A connection that only said HELLO (and got WELCOME) thus never makes its channel.
-        if self.wroteIfIdle(frame) { return }
+        if self.lazyChannel.load() == nil, self.wroteIfIdle(frame) {
+            // Nothing was ever queued and no writer runs: written now, without making the channel. A connection that
+            // only said HELLO (and got WELCOME) thus never holds one. Not for every answer to a connection with an
+            // empty outbox: a reader answers a burst of frames one by one, and queued answers go out in one write.
+            return
+        }
         let cost = self.cost(of: frame)
         self.pending.wrappingAdd(cost, ordering: .relaxed)
         do {

@@ -6,11 +6,14 @@ import Synchronization
 /// Stops the read loop; the reason is already recorded with the closer.
 struct SessionEnded: Error {}
 
-/// What a connection's reader keeps between its turns: its subscriptions and routing state, and the bytes of a
-/// frame not yet complete.
+/// What a connection's reader keeps between its turns: its subscriptions and routing state, the bytes of a
+/// frame not yet complete, and a frame decoded by a read on the loop's thread that needs a turn (``unhandled``).
 struct ReaderState: ~Copyable, Sendable {
     var reader: Reader
     var decoder: FrameDecoder
+    /// A frame that ``Session/readParked()`` decoded but could not handle without a task: the next turn handles it
+    /// first, before the frames after it in ``decoder``.
+    var unhandled: Frame? = nil
 
     init(session: Session) {
         self.reader = Reader(session: session)
@@ -19,19 +22,20 @@ struct ReaderState: ~Copyable, Sendable {
 }
 
 extension Session {
-    /// One turn of the connection's reader: reads, decodes and routes frames. A busy connection's turn waits for
-    /// the next bytes in its task (a task per burst of traffic would cost a task's start and its allocations each
-    /// time). A turn that is idle stores its state, leaves a read wait without a task that starts the next turn
-    /// (`TCPStream.whenReadable`), and ends: a turn that began before the handshake as soon as the socket has
-    /// nothing to read, any other once the sweeper finds the connection quiet (``retireReaderIfWaiting()``). So an idle
-    /// connection holds no task, and none of the memory a task keeps (its allocator keeps the slabs of its deepest
-    /// moment, ~8 KB after a HELLO, for as long as it lives). When the connection ends, the turn undoes its
-    /// subscriptions and closes it (``finish()``).
+    /// One turn of the connection's reader: a task on the connection's loop that reads, decodes and routes frames.
+    ///
+    /// A turn that finds the socket empty stores its state, leaves a read wait without a task (``park(_:)``), and
+    /// ends. Data that arrives then is read on the loop's thread, in the wait's action, without a task
+    /// (``readParked()``), as long as every frame has a handler that needs no suspension (PUB without OK, REQUEST,
+    /// REPLY): the connections of a request/reply or a publisher cost no task switch per message. A frame that needs
+    /// one (SUB, an OK to send, a full outbox, a congested subject...) starts a turn. A turn that just handled such
+    /// a frame waits for the next bytes in its task instead of parking, since more are likely (a task per burst
+    /// would cost a task's start and its allocations each time), until the sweeper finds the connection quiet
+    /// (``retireReaderIfWaiting()``). So an idle connection holds no task, and none of the memory a task keeps (its
+    /// allocator keeps the slabs of its deepest moment, ~8 KB after a HELLO, for as long as it lives). When the
+    /// connection ends, the turn undoes its subscriptions and closes it (``finish()``).
     func readerTurn() async {
         guard var state = self.readerState.withLock({ $0.take() }) else { return }  // the connection has ended
-        // Clients pause after their handshake more often than not (most idle connections said HELLO and nothing
-        // since), so the handshake's turn does not wait for more.
-        let stopWhenIdle = !self.welcomed.load(ordering: .relaxed)
         self.broker.stats.readerTasks.wrappingAdd(1, ordering: .relaxed)
         defer { self.broker.stats.readerTasks.wrappingSubtract(1, ordering: .relaxed) }
         var idle = false
@@ -39,35 +43,77 @@ extension Session {
             // One cancellation handler for the reads' waits (the closer cancels this task to end the connection),
             // not one per wait: see `TCPStream.withCancellationHandler(for:_:)`.
             try await self.stream.withCancellationHandler(for: .read) { () async throws -> Void in
-                idle = try await self.read(into: &state, stopWhenIdle: stopWhenIdle)
+                idle = try await self.read(into: &state)
             }
-        } catch let error as WireError {
-            self.broker.stats.protocolErrors.add()
-            self.closer.close(.protocolError(error.code, error.description))
-        } catch is SessionEnded {
-            // The reason is recorded.
-        } catch is CancellationError {
-            // Closed from elsewhere; the reason is recorded.
-        } catch is OutboxClosed {
-            // The writer failed; the reason is recorded.
         } catch {
-            self.closer.close(.ioError("\(error)"))
+            self.readFailed(error)
         }
         if idle && !Task.isCancelled {
             self.closer.detach()
             // Swapped out, not consumed: the read loop's closure captured `state`.
             var parked = ReaderState(session: self)
             swap(&parked, &state)
-            var kept: ReaderState? = consume parked
-            self.readerState.withLock { $0 = kept.take() }
-            self.stream.whenReadable { [self] in self.startReaderTurn() }
-            // A close that came before the wait was stored found nothing to end: end it now (whoever takes the wait
-            // first starts the next turn, which finds the reason).
-            if self.closer.reason != nil { self.stream.endReadWait() }
+            self.park(parked)
             return
         }
         await state.reader.cleanUp()
         await self.finish()
+    }
+
+    /// Records why reading stopped (a protocol error, an I/O error), unless the reason is recorded already.
+    private func readFailed(_ error: any Error) {
+        switch error {
+        case let error as WireError:
+            self.broker.stats.protocolErrors.add()
+            self.closer.close(.protocolError(error.code, error.description))
+        case is SessionEnded, is CancellationError, is OutboxClosed:
+            break  // the reason is recorded (closed from elsewhere, or the writer failed)
+        default:
+            self.closer.close(.ioError("\(error)"))
+        }
+    }
+
+    /// Stores the reader's state and leaves a read wait without a task: the socket's next bytes are read by
+    /// ``readParked()`` (at once, on this thread, if there are some already).
+    private func park(_ state: consuming ReaderState) {
+        self.store(state)
+        self.stream.whenReadable { [self] in self.readParked() }
+        // A close that came before the wait was stored found nothing to end: end it now (whoever takes the wait
+        // first goes on, and finds the reason).
+        if self.closer.reason != nil { self.stream.endReadWait() }
+    }
+
+    /// Keeps the reader's state for the next turn, or the next ``readParked()``.
+    private func store(_ state: consuming ReaderState) {
+        var kept: ReaderState? = consume state
+        self.readerState.withLock { $0 = kept.take() }
+    }
+
+    /// The parked reader's wait is over: reads and handles the socket's bytes here, on the loop's thread, while every
+    /// frame can be handled without a suspension, then parks again. Anything else goes on in a turn
+    /// (``startReaderTurn()``): a frame that needs a task, a spent budget, a congested subject, the end of the
+    /// connection, a wait ended from another thread (a close).
+    func readParked() {
+        guard self.stream.loop.isCurrent, self.closer.reason == nil,
+            var state = self.readerState.withLock({ $0.take() })
+        else { return self.startReaderTurn() }
+        while true {
+            var needsTurn = true
+            do {
+                needsTurn = try self.readWithoutSuspending(into: &state)
+            } catch {
+                self.readFailed(error)
+            }
+            self.store(state)
+            if needsTurn || self.closer.reason != nil { return self.startReaderTurn() }
+            // The socket is empty: wait without a task, unless bytes came in meanwhile; then read on.
+            if self.stream.whenReadableLater({ [self] in self.readParked() }) {
+                if self.closer.reason != nil { self.stream.endReadWait() }
+                return
+            }
+            guard let next = self.readerState.withLock({ $0.take() }) else { return }
+            state = next
+        }
     }
 }
 
@@ -75,8 +121,19 @@ extension Session {
     /// The read loop of one reader turn, on its state as an `inout` parameter (a variable the loop's closure
     /// captured would be checked for exclusive access at run time on every use: ~4% of the broker's instructions in
     /// fan-out). Returns true when it stopped idle, false when the connection ends.
-    nonisolated(nonsending) private func read(into state: inout ReaderState, stopWhenIdle: Bool) async throws -> Bool {
+    ///
+    /// It first handles what a read on the loop's thread left (``ReaderState/unhandled``, then the frames buffered
+    /// after it). When the socket is empty, it waits in this task if the last bytes needed a task (more such frames
+    /// are likely), and stops idle otherwise, or in the turn that began before the handshake.
+    nonisolated(nonsending) private func read(into state: inout ReaderState) async throws -> Bool {
+        let handshakeTurn = !self.welcomed.load(ordering: .relaxed)
         var budget = Reader.framesPerTurn
+        var usedTask = false
+        if let frame = state.unhandled.take() {
+            try await state.reader.handle(frame)
+            usedTask = true
+        }
+        try await self.route(&state, budget: &budget, usedTask: &usedTask)
         while !Task.isCancelled {
             // The bytes arrive in a pooled buffer that is valid only inside the closure: the decoder copies them once
             // into its own buffer, which the frames' payloads then share.
@@ -84,7 +141,8 @@ extension Session {
                 state.decoder.append(bytes)
                 return bytes.count
             }
-            if ready == nil && !stopWhenIdle {
+            if ready == nil {
+                guard usedTask && !handshakeTurn else { return true }
                 do {
                     ready = try await self.stream.read { bytes in
                         state.decoder.append(bytes)
@@ -99,34 +157,94 @@ extension Session {
                 self.closer.close(.endOfStream)
                 return false
             }
-            self.lastHeard.store(Monotonic.now, ordering: .relaxed)
-            self.pingedAt.store(0, ordering: .relaxed)
-            self.broker.stats.bytesIn.add(UInt64(count))
+            self.heard(count)
+            usedTask = false
+            try await self.route(&state, budget: &budget, usedTask: &usedTask)
+        }
+        return false
+    }
+
+    /// Decodes and handles the frames buffered in `state`; `usedTask` is set when one needed the async handler.
+    nonisolated(nonsending) private func route(
+        _ state: inout ReaderState,
+        budget: inout Int,
+        usedTask: inout Bool
+    ) async throws {
+        while true {
+            // PUBs first, as their own struct (see `FrameDecoder.nextPublish()`); most need no answer and no
+            // suspension. Anything else comes out of `next()`.
+            if let publish = try state.decoder.nextPublish() {
+                if !state.reader.publishedWithoutAnswer(publish) {
+                    try await state.reader.handle(.pub(publish))
+                    usedTask = true
+                }
+            } else if let frame = try state.decoder.next() {
+                if !state.reader.handledAtOnce(frame) {
+                    try await state.reader.handle(frame)
+                    usedTask = true
+                }
+            } else {
+                break
+            }
+            // A read that finds data does not suspend, so a client that never stops sending would keep this
+            // loop's thread: give the other tasks on it a turn every so often (Tokio's coop budget).
+            budget -= 1
+            if budget == 0 {
+                budget = Reader.framesPerTurn
+                state.reader.flushPublishes()
+                await Task.yield()
+                await state.reader.stallWhileCongested()
+            }
+        }
+        state.reader.flushPublishes()
+        await state.reader.stallWhileCongested()
+        state.decoder.releaseBufferIfIdle()
+    }
+
+    /// ``read(into:)`` on the loop's thread, without a task (``readParked()``): reads and handles frames until the
+    /// socket is empty. True when a turn must go on from here: a frame that needs the async handler (kept in
+    /// ``ReaderState/unhandled``), the budget spent, a congested subject, the end of the stream.
+    private func readWithoutSuspending(into state: inout ReaderState) throws -> Bool {
+        var budget = Reader.framesPerTurn
+        while true {
+            let ready = try self.stream.readIfReady { bytes in
+                state.decoder.append(bytes)
+                return bytes.count
+            }
+            guard let count = ready else { return false }
+            guard count > 0 else {
+                self.closer.close(.endOfStream)
+                return true
+            }
+            self.heard(count)
             while true {
-                // PUBs first, as their own struct (see `FrameDecoder.nextPublish()`); most need no answer and no
-                // suspension. Anything else comes out of `next()`.
                 if let publish = try state.decoder.nextPublish() {
-                    if !state.reader.publishedWithoutAnswer(publish) { try await state.reader.handle(.pub(publish)) }
+                    if !state.reader.publishedWithoutAnswer(publish) {
+                        state.unhandled = .pub(publish)
+                        return true
+                    }
                 } else if let frame = try state.decoder.next() {
-                    if !state.reader.handledAtOnce(frame) { try await state.reader.handle(frame) }
+                    if !state.reader.handledAtOnce(frame) {
+                        state.unhandled = frame
+                        return true
+                    }
                 } else {
                     break
                 }
-                // A read that finds data does not suspend, so a client that never stops sending would keep this
-                // loop's thread: give the other tasks on it a turn every so often (Tokio's coop budget).
                 budget -= 1
-                if budget == 0 {
-                    budget = Reader.framesPerTurn
-                    state.reader.flushPublishes()
-                    await Task.yield()
-                    await state.reader.stallWhileCongested()
-                }
+                if budget == 0 { return true }
             }
             state.reader.flushPublishes()
-            await state.reader.stallWhileCongested()
+            if !state.reader.congested.isEmpty { return true }
             state.decoder.releaseBufferIfIdle()
         }
-        return false
+    }
+
+    /// The client sent `count` bytes.
+    private func heard(_ count: Int) {
+        self.lastHeard.store(Monotonic.now, ordering: .relaxed)
+        self.pingedAt.store(0, ordering: .relaxed)
+        self.broker.stats.bytesIn.add(UInt64(count))
     }
 }
 

@@ -272,6 +272,13 @@ public final class Registration: Sendable {
         self.store(interest, Waiter(id: 0, resume: .action(action)), cancellable: false)
     }
 
+    /// ``whenReady(_:_:)`` for a caller that handles readiness itself: when the wait is already over (ready,
+    /// hung up or closed), returns false and neither stores nor calls `action`, so that a caller that just found
+    /// the socket empty goes on in a loop instead of being called back inside this call. True when stored.
+    public func whenReadyLater(_ interest: Interest, _ action: @escaping @Sendable () -> Void) -> Bool {
+        self.store(interest, Waiter(id: 0, resume: .action(action)), cancellable: false, endAtOnce: false)
+    }
+
     /// Ends the stored wait for `interest`: a task's wait ends with `CancellationError` (the task itself is not
     /// cancelled); a ``whenReady(_:_:)`` action is called, unless `tasksOnly`. Nothing happens when none is stored.
     public func endWait(_ interest: Interest, tasksOnly: Bool = false) {
@@ -286,7 +293,10 @@ public final class Registration: Sendable {
 
     /// Stores `waiter` for `interest`, or ends its wait at once when it is already over (ready, closed, or, for
     /// a `cancellable` wait, the task cancelled).
-    private func store(_ interest: Interest, _ waiter: Waiter, cancellable: Bool) {
+    /// With `endAtOnce` false, a wait that is already over is not ended either: the call returns false. True when
+    /// the waiter was stored.
+    @discardableResult
+    private func store(_ interest: Interest, _ waiter: Waiter, cancellable: Bool, endAtOnce: Bool = true) -> Bool {
         let immediate = self.waiters.withLock { waiters -> WaitOutcome? in
             // Under the lock, so a cancellation handler that ran before we stored ourselves is seen here.
             if cancellable && Task.isCancelled { return .cancelled }
@@ -308,7 +318,9 @@ public final class Registration: Sendable {
             waiters[interest] = waiter
             return nil
         }
-        if let immediate { waiter(immediate) }
+        guard let immediate else { return true }
+        if endAtOnce { waiter(immediate) }
+        return false
     }
 
     /// Ends the stored wait for `interest` with "cancelled": only the wait with `id`, or whichever wait when `id`

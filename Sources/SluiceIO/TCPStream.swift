@@ -130,6 +130,12 @@ public final class TCPStream: Sendable {
         self.registration.whenReady(.read, action)
     }
 
+    /// ``whenReadable(_:)`` unless the socket is readable already (or hung up, or closed): then false, and `action`
+    /// is neither stored nor called (see `Registration.whenReadyLater(_:_:)`).
+    public func whenReadableLater(_ action: @escaping @Sendable () -> Void) -> Bool {
+        self.registration.whenReadyLater(.read, action)
+    }
+
     /// Ends the read wait in progress: a task's ends with `CancellationError` (the task is not cancelled); a
     /// ``whenReadable(_:)`` action is called, unless `tasksOnly`.
     public func endReadWait(tasksOnly: Bool = false) {

@@ -64,4 +64,38 @@ struct ReaderTurnTests {
             #expect(try await client.framesUntilClose().last == .goodbye)
         }
     }
+
+    @Test("requests, replies and PUBs without OK are read on the loop's thread: those connections hold no reader task")
+    func framesWithoutASuspensionNeedNoTask() async throws {
+        // Given a responder, a requester, a publisher and an observer (the server sweeps every second)
+        let server = try TestServer(ownLoop: true)
+        let responder = try await server.client()
+        let requester = try await server.client()
+        let publisher = try await server.client()
+        let observer = try await server.client()
+        try await responder.subscribe("inline.svc", id: 1)
+        try await observer.subscribe("inline.feed", id: 2)
+        // When 50 requests are answered one at a time, and 1,000 PUBs go out
+        for round in 0..<50 {
+            try await requester.send(
+                .request(Frame.Request(requestID: UInt32(round + 1), subject: "inline.svc", payload: "q"))
+            )
+            let ask = try #require(try await responder.next().message)
+            guard case .request(let replyID) = ask.delivery else { Issue.record("not a request: \(ask)"); return }
+            try await responder.send(.reply(Frame.Reply(requestID: 0, replyID: replyID, payload: "a")))
+            guard case .response(let response) = try await requester.next() else { Issue.record("no RESPONSE"); return }
+            #expect(response.requestID == UInt32(round + 1))
+        }
+        var encoder = FrameEncoder()
+        for _ in 0..<1_000 { try encoder.encode(.pub(Frame.Publish(subject: "inline.feed", payload: "m"))) }
+        try await publisher.sendRaw(encoder.bytes)
+        for _ in 0..<1_000 { #expect(try await observer.next().message?.subject == "inline.feed") }
+        // Then, right away (before a sweep could retire anything), the only reader task is the one answering STATS:
+        // the responder's, which a SUB started, ended with its first burst of REPLYs alone, and the requester and the
+        // publisher never kept one. (A reader that waited in its task would count until a quiet sweep.)
+        #expect(try await stat("reader_tasks", from: observer) == 1)
+        #expect(try await stat("requests", from: observer) == 50)
+        await server.shutdown()
+    }
 }
+
