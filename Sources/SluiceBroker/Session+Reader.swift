@@ -236,7 +236,8 @@ extension Session {
             }
             state.reader.flushPublishes()
             if !state.reader.congested.isEmpty { return true }
-            state.decoder.releaseBufferIfIdle()
+            // The read buffer is kept for the next bytes (a block per read would cost two allocations a message in
+            // request/reply); the sweeper lets it go once the connection is quiet (``retireReaderIfWaiting()``).
         }
     }
 

@@ -85,10 +85,12 @@ final class Session: Sendable {
         self.closer.attach { Task(executorPreference: self.stream.loop) { await self.readerTurn() } }
     }
 
-    /// Ends the reader's turn if it is waiting for bytes in its task (not if it waits without one): the sweeper's
-    /// call for a connection that has been quiet for a while, so that it holds no task (see ``readerTurn()``).
+    /// Ends the reader's turn if it is waiting for bytes in its task, and lets go of a parked reader's read buffer:
+    /// the sweeper's call for a connection that has been quiet for a while, so that it holds no task and no buffer
+    /// (see ``readerTurn()``).
     func retireReaderIfWaiting() {
         self.stream.endReadWait(tasksOnly: true)
+        self.readerState.withLock { $0?.decoder.releaseBufferIfIdle() }
     }
 
     /// The connection ended: the last frame is queued after everything already queued, written, and the socket
