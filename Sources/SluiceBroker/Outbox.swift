@@ -119,6 +119,12 @@ final class Outbox: Sendable {
         self.starter.withLock { $0 = starter }
     }
 
+    /// Forgets what ``onWork(writeNow:start:)`` set (and whatever it holds): for the connection's end, when nothing
+    /// is written any more. A writer claimed later writes nothing.
+    func stopWork() {
+        self.starter.withLock { $0 = nil }
+    }
+
     /// Something was queued: true when no writer runs and the caller is the writer now (it must write, or start
     /// one); false when a running writer will take it.
     private func claimWriter() -> Bool {

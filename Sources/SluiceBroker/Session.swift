@@ -58,10 +58,11 @@ final class Session: Sendable {
         self.inflight = AsyncSemaphore(permits: max(1, broker.configuration.maxInflightRequests))
         self.openedAt = Monotonic.now
         self.lastHeard.store(self.openedAt, ordering: .relaxed)
-        // Weak: the outbox lives as long as the session, and must not keep it alive.
+        // Strong, a cycle that ``finish()`` breaks: a weak reference would give the session a side table, and every
+        // retain and release of it would take the runtime's slow path (~1,000 instructions a request/reply).
         self.outbox.onWork(
-            writeNow: { [weak self] frame in self?.writeNow(first: frame) },
-            start: { [weak self] in self?.startWriter() }
+            writeNow: { frame in self.writeNow(first: frame) },
+            start: { self.startWriter() }
         )
     }
 
@@ -125,6 +126,7 @@ final class Session: Sendable {
         if case .protocolError(_, let message) = reason { detail = message }
         if case .refused(_, let message) = reason { detail = message }
         self.log(level, "conn.close", ["id": self.id, "peer": peer, "reason": reason, "detail": detail])
+        self.outbox.stopWork()  // the outbox's reference to this session goes: see `init`
         self.ended()
     }
 

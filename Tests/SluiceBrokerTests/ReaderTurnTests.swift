@@ -97,5 +97,34 @@ struct ReaderTurnTests {
         #expect(try await stat("requests", from: observer) == 50)
         await server.shutdown()
     }
+
+    @Test("a session is freed once its connection ends: no reference cycle keeps it (its outbox holds it until then)")
+    func endedSessionIsFreed() async throws {
+        // Given a session on a real connection, held here only weakly
+        let listener = try TCPListener(bind: SocketAddress(host: "127.0.0.1", port: 0), on: testLoops.loops[0])
+        defer { listener.close() }
+        let broker = Broker(configuration: Configuration(), log: Log(level: .off), executors: { testLoops.next() })
+        let client = try await RawClient.connect(to: listener.localAddress)
+        let stream = try await listener.accept(on: testLoops.next())
+        let (ends, end) = AsyncStream<Void>.makeStream()
+        weak var watched: Session?
+        do {
+            let session = Session(id: 1, stream: stream, broker: broker) { end.yield() }
+            watched = session
+            session.start()
+        }
+        // When the client says HELLO, subscribes, gets a message, writes a burst, and closes
+        try await client.send(.hello(Frame.Hello(clientName: "freed")))
+        guard case .welcome = try await client.next() else { Issue.record("no WELCOME"); return }
+        try await client.subscribe("freed.feed", id: 1)
+        try await client.send(.pub(Frame.Publish(subject: "freed.feed", payload: "bye")))
+        #expect(try await client.next().message?.payload == Payload("bye"))
+        client.close()
+        // Then the session ends, and once its last task is done the object is gone
+        var iterator = ends.makeAsyncIterator()
+        await iterator.next()
+        for _ in 0..<500 where watched != nil { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(watched == nil)
+    }
 }
 
