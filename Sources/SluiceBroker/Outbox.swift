@@ -390,4 +390,3 @@ struct LazyObject<Object: AnyObject & Sendable>: ~Copyable, Sendable {
         return Unmanaged<Object>.fromOpaque(UnsafeRawPointer(bitPattern: current)!).takeUnretainedValue()
     }
 }
-

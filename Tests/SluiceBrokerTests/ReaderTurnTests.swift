@@ -127,4 +127,3 @@ struct ReaderTurnTests {
         #expect(watched == nil)
     }
 }
-
