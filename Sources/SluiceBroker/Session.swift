@@ -154,9 +154,12 @@ final class Session: Sendable {
     /// `first`, when given, is written ahead of the queue (an answer that never went through it).
     func writeNow(first: Frame? = nil) {
         if let first {
-            var encoder = FrameEncoder(reservingCapacity: 256)
-            self.encode(first, into: &encoder)
-            self.writeNow(encoder.takeEncoded(), completing: [], isLast: false)
+            // This thread's encoder: its buffer is reused from write to write (see `EncoderScratch`).
+            let scratch = EncoderScratch.current()
+            scratch.encoder.removeAll()
+            self.encode(first, into: &scratch.encoder)
+            let bytes = scratch.encoder.takeEncoded()
+            self.writeNow(bytes, completing: [], isLast: false)
             return
         }
         var batch: [Outbox.Item] = []
@@ -305,5 +308,35 @@ enum Monotonic {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
         return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+    }
+}
+
+/// One encoder per thread for ``Session/writeNow(first:)``, which encodes one frame and writes it at once: its
+/// buffer is reused from write to write instead of allocated and freed for each (two allocations a request and two
+/// a reply in request/reply). Safe to share across calls on one thread: the encoder checks that it owns its buffer
+/// before each frame, so the bytes of a write still in progress (a write that re-enters on this thread, when a
+/// failed write closes a connection whose reader then runs) are never overwritten; it moves to a fresh buffer then.
+final class EncoderScratch {
+    var encoder = FrameEncoder(reservingCapacity: 256)
+
+    /// Each thread's encoder, released when the thread exits.
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        let created = pthread_key_create(&key) { box in
+            if let box { Unmanaged<EncoderScratch>.fromOpaque(box).release() }
+        }
+        precondition(created == 0, "pthread_key_create failed for the encoder scratch: \(created)")
+        return key
+    }()
+
+    /// The calling thread's encoder.
+    @inline(__always)
+    static func current() -> EncoderScratch {
+        if let box = pthread_getspecific(Self.key) {
+            return Unmanaged<EncoderScratch>.fromOpaque(box).takeUnretainedValue()
+        }
+        let box = EncoderScratch()
+        pthread_setspecific(Self.key, Unmanaged.passRetained(box).toOpaque())
+        return box
     }
 }
