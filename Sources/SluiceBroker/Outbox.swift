@@ -285,8 +285,10 @@ final class Outbox: Sendable {
     /// with ``writeClaimed()``. False, with nothing done, otherwise. Frames from one producer keep their order: one
     /// that was queued is counted in ``pending`` until written, so the next goes through the queue behind it.
     private func wroteIfIdle(_ frame: Frame) -> Bool {
+        // A frame over the limit is not written this way either: queued, it closes the connection as a slow
+        // consumer, and whether the outbox happened to be empty must not decide that.
         guard self.pending.load(ordering: .relaxed) == 0, !self.writing.load(ordering: .relaxed),
-            let starter = self.starter.withLock({ $0 }), self.claimWriter()
+            self.cost(of: frame) <= self.limit, let starter = self.starter.withLock({ $0 }), self.claimWriter()
         else { return false }
         starter.writeNow(frame)
         return true

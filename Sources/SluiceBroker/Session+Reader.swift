@@ -129,10 +129,12 @@ extension Session {
         let handshakeTurn = !self.welcomed.load(ordering: .relaxed)
         var budget = Reader.framesPerTurn
         var usedTask = false
-        if let frame = state.unhandled.take() {
+        // A turn cancelled before it ran (the connection was closed meanwhile) handles nothing more.
+        if let frame = state.unhandled.take(), !Task.isCancelled {
             try await state.reader.handle(frame)
             usedTask = true
         }
+        if Task.isCancelled { return false }
         try await self.route(&state, budget: &budget, usedTask: &usedTask)
         while !Task.isCancelled {
             // The bytes arrive in a pooled buffer that is valid only inside the closure: the decoder copies them once
@@ -236,8 +238,10 @@ extension Session {
             }
             state.reader.flushPublishes()
             if !state.reader.congested.isEmpty { return true }
-            // The read buffer is kept for the next bytes (a block per read would cost two allocations a message in
-            // request/reply); the sweeper lets it go once the connection is quiet (``retireReaderIfWaiting()``).
+            // A small read buffer is kept for the next bytes (a block per read would cost two allocations a message
+            // in request/reply); the sweeper lets it go once the connection is quiet (``retireReaderIfWaiting()``).
+            // One that grew for a large frame goes now.
+            state.decoder.releaseBufferIfIdle(keepingUpTo: Reader.keptReadBuffer)
         }
     }
 
@@ -267,6 +271,10 @@ struct Reader: Sendable {
 
     /// Frames handled before the reader yields its thread.
     static let framesPerTurn = 128
+
+    /// The largest read buffer a reader on the loop's thread keeps between reads (the decoder's default first
+    /// buffer is 4 KiB; one that grew past this for a large frame is let go at once).
+    static let keptReadBuffer = 16 * 1024
 
     /// Publishes not yet handed to the subject table: consecutive PUBs are routed together, one lock per batch.
     static let publishBatch = 64

@@ -159,6 +159,8 @@ final class Session: Sendable {
             scratch.encoder.removeAll()
             self.encode(first, into: &scratch.encoder)
             let bytes = scratch.encoder.takeEncoded()
+            // A large buffer is not kept for the next frame (as in `writeBurst`); a small one is reused.
+            if bytes.count > 4_096 { scratch.encoder.removeAll(keepingCapacity: false) }
             self.writeNow(bytes, completing: [], isLast: false)
             return
         }

@@ -192,6 +192,9 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
                 ?? 0
         }
         guard count > 0 else { return }
+        // Awake: work enqueued from other threads while the events below are handled (a reader's bytes may be read
+        // right here, see `Registration.whenReady`) is found by the next round without an eventfd write.
+        if timeout != 0 { self.sleeping.store(false, ordering: .sequentiallyConsistent) }
         self.tick &+= 1
         // Look every registration up under one lock; stale tokens (closed, slot reused) find nothing. The array
         // holds them (strongly) past a concurrent close until they are notified.

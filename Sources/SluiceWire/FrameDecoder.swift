@@ -224,8 +224,11 @@ public struct FrameDecoder: ~Copyable, Sendable {
 
     /// Lets go of the read buffer if no input is waiting, so an idle connection holds no buffer. Frames already
     /// returned keep their bytes.
-    public mutating func releaseBufferIfIdle() {
-        guard self.bufferedByteCount == 0 else { return }
+    ///
+    /// - Parameter bytes: keep a buffer of at most this many bytes (a reader that expects more input soon keeps a
+    ///   small one rather than allocate the next); 0 lets any go.
+    public mutating func releaseBufferIfIdle(keepingUpTo bytes: Int = 0) {
+        guard self.bufferedByteCount == 0, (self.storage?.capacity ?? 0) > bytes else { return }
         self.storage = nil
         self.readIndex = 0
         self.writeIndex = 0

@@ -308,6 +308,24 @@ struct FrameDecoderTests {
         #expect(decoder.bufferedByteCount == 2)
     }
 
+    @Test("releaseBufferIfIdle(keepingUpTo:) keeps a small buffer and lets go of one that grew for a large frame")
+    func releaseLargeBufferOnly() throws {
+        var decoder = FrameDecoder()
+        decoder.append(try encoded([.ping]))
+        #expect(try decoder.next() == .ping)
+        let small = decoder.bufferCapacity
+        decoder.releaseBufferIfIdle(keepingUpTo: 16 * 1024)
+        #expect(decoder.bufferCapacity == small && small > 0)
+        let big = Frame.pub(Frame.Publish(subject: "big", payload: Payload(Array(repeating: 7, count: 100_000))))
+        decoder.append(try encoded([big]))
+        #expect(try decoder.next() == big)
+        #expect(decoder.bufferCapacity > 16 * 1024)
+        decoder.releaseBufferIfIdle(keepingUpTo: 16 * 1024)
+        #expect(decoder.bufferCapacity == 0)
+        decoder.append(try encoded([.pong]))
+        #expect(try decoder.next() == .pong)
+    }
+
     @Test("the error description names the code, offsets, opcode and bytes")
     func errorDescription() throws {
         var decoder = FrameDecoder()

@@ -72,7 +72,8 @@ public enum Oneshot<Value: Sendable> {
     /// It is the callback form of ``Receiver/value()``, for a receiver that has nothing to do until the value
     /// comes: no task waits, and nothing is allocated but the channel's shared state. `delivery` is called exactly
     /// once: with `.success(value)` by ``Sender/send(_:)``, or with `.failure(.senderDropped)` when the sender is
-    /// dropped unsent. There is no ``Receiver``: ``Sender/isClosed`` stays false, and a send never fails.
+    /// dropped unsent. There is no ``Receiver``: ``Sender/isClosed`` stays false, a send never fails, and
+    /// ``Sender/closed()`` does not return (an action never goes away), so it has no use on such a channel.
     ///
     /// The broker answers requests this way: the responder's REPLY (or the timeout, or the responder leaving)
     /// writes the RESPONSE to the requester from the thread it happens on, with no task per request.
