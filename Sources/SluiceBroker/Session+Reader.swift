@@ -869,6 +869,10 @@ struct Reader: Sendable {
         switch responder.outbox.postOrWrite(ask) {
         case .queued:
             self.broker.stats.delivered.add()
+            // The responder may be ending: its reason is recorded before its reader undoes its subscriptions and
+            // fails its requests. If that cleanup ran between our look-up and `begin`, it missed this request,
+            // which would wait for its timeout: fail it now. (Seen unset here, the cleanup comes later and finds it.)
+            if responder.closer.reason != nil { requests.responderGone(session: responder.session) }
         case .overLimit:
             responder.closer.close(.slowConsumer)
             requests.responderGone(session: responder.session)
