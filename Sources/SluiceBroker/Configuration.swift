@@ -43,6 +43,9 @@ public struct Configuration: Sendable, Equatable {
     public var token: String?
     /// Event-loop threads; connections are spread across them.
     public var loops = EventLoopGroup.coreCount
+    /// How long an event loop that runs out of work polls without blocking before it sleeps, yielding the core to
+    /// any other runnable thread meanwhile; zero sleeps at once. See `EventLoop.init(name:spin:)`.
+    public var spin: Duration = .microseconds(50)
     /// Sent in WELCOME.
     public var serverName = "sluiced 0.1.0"
 

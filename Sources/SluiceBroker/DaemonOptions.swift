@@ -1,7 +1,7 @@
 /// `sluiced`'s command line: flags, each with a `SLUICE_*` environment variable, parsed into a ``Configuration``.
 ///
 /// Precedence: a flag beats its variable, which beats the default. `--flag value` and `--flag=value` both work.
-/// Durations take a unit (`250ms`, `30s`, `2m`; `0` switches a timeout off); sizes take an optional `KiB`/`MiB`
+/// Durations take a unit (`50us`, `250ms`, `30s`, `2m`; `0` switches a timeout off); sizes take an optional `KiB`/`MiB`
 /// suffix (also `k`/`m`).
 public struct DaemonOptions: Sendable, Equatable {
     /// The address to listen on.
@@ -177,6 +177,18 @@ public struct DaemonOptions: Sendable, Equatable {
             defaultValue: { "\($0.configuration.loops)" }
         ) { $0.configuration.loops = try parseInteger($1, flag: "loops", in: 1...256) },
         Flag(
+            name: "spin",
+            placeholder: "DURATION",
+            help: "how long an idle event loop polls before it sleeps (lower latency, more CPU); 0 = never",
+            defaultValue: { duration($0.configuration.spin) }
+        ) {
+            let spin = try parseDuration($1, flag: "spin")
+            guard spin <= .milliseconds(10) else {
+                throw UsageError(description: "--spin: '\($1)' is longer than 10ms")
+            }
+            $0.configuration.spin = spin
+        },
+        Flag(
             name: "log-level",
             placeholder: "LEVEL",
             help: "debug, info, warn, error or off",
@@ -237,7 +249,7 @@ public struct DaemonOptions: Sendable, Equatable {
             Usage: sluiced [--flag value ...]
 
             Every flag can also be set with its SLUICE_* environment variable; a flag wins over its variable.
-            Durations take a unit (250ms, 30s, 2m); sizes take an optional KiB or MiB suffix.
+            Durations take a unit (50us, 250ms, 30s, 2m); sizes take an optional KiB or MiB suffix.
             SIGINT or SIGTERM shuts down gracefully (GOODBYE to every client, flush, exit 0); a second one exits at once.
 
             Flags:
@@ -300,7 +312,8 @@ private func parseDuration(_ text: String, flag: String, allowZero: Bool = true)
         result = .zero
     } else {
         for (suffix, unit) in [
-            ("ms", Duration.milliseconds(1)), ("s", .seconds(1)), ("m", .seconds(60)), ("h", .seconds(3_600)),
+            ("us", Duration.microseconds(1)), ("ms", .milliseconds(1)), ("s", .seconds(1)), ("m", .seconds(60)),
+            ("h", .seconds(3_600)),
         ]
         where lower.hasSuffix(suffix) {
             if let value = Int(lower.dropLast(suffix.count)), value >= 0, value <= 1_000_000_000 {
@@ -311,7 +324,8 @@ private func parseDuration(_ text: String, flag: String, allowZero: Bool = true)
     }
     guard let result, allowZero || result > .zero else {
         throw DaemonOptions.UsageError(
-            description: "--\(flag): '\(text)' is not a duration like 250ms, 30s or 2m\(allowZero ? " (or 0)" : "")"
+            description:
+                "--\(flag): '\(text)' is not a duration like 50us, 250ms, 30s or 2m\(allowZero ? " (or 0)" : "")"
         )
     }
     return result
@@ -324,6 +338,10 @@ private func size(_ bytes: Int) -> String {
 }
 
 private func duration(_ value: Duration) -> String {
+    let (seconds, attoseconds) = value.components
+    if seconds < 1_000 && attoseconds % 1_000_000_000_000_000 != 0 {
+        return "\(seconds * 1_000_000 + attoseconds / 1_000_000_000_000)us"  // not whole milliseconds
+    }
     let millis = value.clampedMilliseconds
     if millis == 0 { return "0" }
     if millis % 60_000 == 0 { return "\(millis / 60_000)m" }

@@ -1,4 +1,5 @@
 import SluiceChannels
+import SluiceIO
 import SluiceWire
 import Synchronization
 

@@ -304,15 +304,6 @@ extension Session {
     }
 }
 
-/// CLOCK_MONOTONIC in nanoseconds.
-enum Monotonic {
-    static var now: UInt64 {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
-    }
-}
-
 /// One encoder per thread for ``Session/writeNow(first:)``, which encodes one frame and writes it at once: its
 /// buffer is reused from write to write instead of allocated and freed for each (two allocations a request and two
 /// a reply in request/reply). Safe to share across calls on one thread: the encoder checks that it owns its buffer

@@ -11,11 +11,14 @@ public final class EventLoopGroup: Sendable {
     /// Online cores, the default number of loops.
     public static var coreCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 
-    /// Starts `count` loops (default: one per online core).
-    public init(count: Int = EventLoopGroup.coreCount, name: String = "sluice-loop") throws(IOError) {
+    /// Starts `count` loops (default: one per online core), each spinning up to `spin` before it sleeps (see
+    /// ``EventLoop/init(name:spin:)``).
+    public init(count: Int = EventLoopGroup.coreCount, name: String = "sluice-loop", spin: Duration = .zero)
+        throws(IOError)
+    {
         precondition(count >= 1, "an EventLoopGroup needs at least one loop")
         var loops: [EventLoop] = []
-        for index in 0..<count { loops.append(try EventLoop(name: "\(name)-\(index)")) }
+        for index in 0..<count { loops.append(try EventLoop(name: "\(name)-\(index)", spin: spin)) }
         self.loops = loops
     }
 

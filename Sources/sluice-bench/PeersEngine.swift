@@ -9,11 +9,7 @@ import Synchronization
 // the same run (`PeersScenarios.swift`), so a broker result can be told apart from a client limit.
 
 /// Monotonic nanoseconds, comparable across this process's threads.
-func monotonicNanoseconds() -> Int64 {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
-}
+func monotonicNanoseconds() -> Int64 { Int64(Monotonic.now) }
 
 // MARK: - Threads
 

@@ -195,12 +195,3 @@ func format(_ value: Double, _ digits: Int) -> String {
     let text = String(fraction)
     return "\(whole).\(String(repeating: "0", count: digits - text.count))\(text)"
 }
-
-/// CLOCK_MONOTONIC in nanoseconds.
-enum Monotonic {
-    static var now: UInt64 {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
-    }
-}

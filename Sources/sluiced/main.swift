@@ -49,7 +49,11 @@ struct Sluiced {
         let group: EventLoopGroup
         let listener: TCPListener
         do {
-            group = try EventLoopGroup(count: options.configuration.loops, name: "sluiced-loop")
+            group = try EventLoopGroup(
+                count: options.configuration.loops,
+                name: "sluiced-loop",
+                spin: options.configuration.spin
+            )
             let address = try SocketAddress(host: options.host, port: options.port)
             listener = try TCPListener(bind: address, on: group.loops[0])
         } catch {

@@ -287,7 +287,9 @@ struct DaemonEndToEndTests {
 
     @Test("a bad flag exits 2 with one readable line")
     func badFlag() async throws {
-        for arguments in [["--port", "99999"], ["--nope"], ["--idle-timeout", "soon"], ["--log-level"]] {
+        for arguments in [
+            ["--port", "99999"], ["--nope"], ["--idle-timeout", "soon"], ["--log-level"], ["--spin", "1s"],
+        ] {
             let binary = DaemonProcess.binary
             let logPath = "/tmp/sluiced-flag-\(getpid()).log"
             var actions = posix_spawn_file_actions_t()

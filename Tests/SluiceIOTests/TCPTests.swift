@@ -6,9 +6,10 @@ import Testing
 /// Runs an echo server on a fresh loop (port 0) for the duration of `body`.
 func withEchoServer(
     host: String = "127.0.0.1",
+    spin: Duration = .zero,
     _ body: (SocketAddress, EventLoop) async throws -> Void
 ) async throws {
-    let loop = try EventLoop(name: "test-loop")
+    let loop = try EventLoop(name: "test-loop", spin: spin)
     defer { loop.shutdown() }
     let listener = try TCPListener(bind: SocketAddress(host: host, port: 0), on: loop)
     let server = Task(executorPreference: loop) {

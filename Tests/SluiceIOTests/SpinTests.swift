@@ -1,0 +1,71 @@
+import Glibc
+import Testing
+
+@testable import SluiceIO
+
+@Suite("Event loops that spin before they sleep", .timeLimit(.minutes(2)))
+struct SpinTests {
+    @Test("a miss skips the next 1, 2, 4… chances to spin, up to the cap; work found ends the penalty")
+    func backoff() {
+        var backoff = SpinBackoff()
+        #expect(backoff.maySpin() && backoff.maySpin(), "no miss yet: every chance spins")
+        var skipped: [Int] = []
+        for _ in 0..<9 {
+            backoff.missed()
+            var count = 0
+            while !backoff.maySpin() { count += 1 }
+            skipped.append(count)
+        }
+        #expect(skipped == [1, 2, 4, 8, 16, 32, 64, 64, 64])
+        backoff.found()
+        backoff.missed()
+        #expect(!backoff.maySpin() && backoff.maySpin(), "after work was found, a miss skips one chance again")
+    }
+
+    @Test("a ping-pong over a spinning loop's socket echoes every message, and the loop's spins find the next one")
+    func pingPong() async throws {
+        // The server's loop spins up to 5 ms; the client's loop never spins. A spin can be cut short when the
+        // machine is busy (then it counts as a miss), so the test only needs some spins among 500 round trips to
+        // have found the next message.
+        try await withEchoServer(spin: .milliseconds(5)) { address, serverLoop in
+            let clientLoop = try EventLoop(name: "spin-client")
+            defer { clientLoop.shutdown() }
+            let client = try await TCPStream.connect(to: address, on: clientLoop)
+            defer { client.close() }
+            for round in 0..<500 {
+                let message = Array("ping \(round)".utf8)
+                try await client.write(message)
+                #expect(try await readExactly(message.count, from: client) == message)
+            }
+            let spins = serverLoop.spins
+            #expect(spins.found > 0, "\(spins)")
+        }
+    }
+
+    @Test("a loop without a spin never spins")
+    func noSpin() async throws {
+        try await withEchoServer { address, serverLoop in
+            let client = try await TCPStream.connect(to: address, on: serverLoop)
+            defer { client.close() }
+            for round in 0..<50 {
+                let message = Array("ping \(round)".utf8)
+                try await client.write(message)
+                #expect(try await readExactly(message.count, from: client) == message)
+            }
+            #expect(serverLoop.spins == (0, 0))
+        }
+    }
+
+    @Test("a spinning loop that is shut down from another thread stops, and its thread lets go of it")
+    func shutdownWhileSpinning() async throws {
+        var loop: EventLoop? = try EventLoop(name: "spin-stop", spin: .milliseconds(10))
+        weak let watched = loop
+        // Work from outside, then nothing: the loop spins (or skips after a miss) and must still see the stop.
+        for _ in 0..<20 { await Task(executorPreference: loop!) {}.value }
+        loop!.shutdown()
+        loop = nil
+        // The loop's thread holds the loop until it leaves its run loop.
+        for _ in 0..<400 where watched != nil { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(watched == nil, "the loop's thread exited")
+    }
+}
