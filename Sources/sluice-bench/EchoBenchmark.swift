@@ -221,19 +221,7 @@ final class ServerProcess {
     }
 
     /// User plus system CPU time of the server process so far, from `/proc/<pid>/stat`.
-    func cpuNanoseconds() -> Int {
-        guard let file = fopen("/proc/\(self.pid)/stat", "r") else { return 0 }
-        defer { fclose(file) }
-        var buffer = [CChar](repeating: 0, count: 4096)
-        guard fgets(&buffer, Int32(buffer.count), file) != nil else { return 0 }
-        let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        // Fields after the ")" that closes the command name: state is field 3, utime 14, stime 15.
-        guard let close = text.lastIndex(of: ")") else { return 0 }
-        let fields = text[text.index(after: close)...].split(separator: " ")
-        guard fields.count > 13, let user = Int(fields[11]), let system = Int(fields[12]) else { return 0 }
-        let ticksPerSecond = sysconf(Int32(_SC_CLK_TCK))
-        return (user + system) * 1_000_000_000 / ticksPerSecond
-    }
+    func cpuNanoseconds() -> Int { processCPUNanoseconds(self.pid) }
 
     func stop() {
         kill(self.pid, SIGKILL)

@@ -154,13 +154,7 @@ final class BrokerProcess {
     }
 
     /// User plus system CPU time so far, from `/proc/<pid>/stat`.
-    func cpuNanoseconds() -> Int {
-        guard let text = readFile("/proc/\(self.pid)/stat"), let close = text.lastIndex(of: ")") else { return 0 }
-        // Fields after the ")" that closes the command name: state is field 3, utime 14, stime 15.
-        let fields = text[text.index(after: close)...].split(separator: " ")
-        guard fields.count > 13, let user = Int(fields[11]), let system = Int(fields[12]) else { return 0 }
-        return (user + system) * 1_000_000_000 / sysconf(Int32(_SC_CLK_TCK))
-    }
+    func cpuNanoseconds() -> Int { processCPUNanoseconds(self.pid) }
 
     /// A `kB` line of `/proc/<pid>/status` (`VmRSS`, `VmHWM`), in bytes.
     func statusBytes(_ field: String) -> Int {
@@ -215,6 +209,26 @@ func firstLineOf(_ arguments: [String]) -> String? {
 }
 
 /// The whole of a small text file, or nil.
+/// User plus system CPU time of process `pid` so far, from `/proc/<pid>/stat`.
+func processCPUNanoseconds(_ pid: pid_t) -> Int {
+    guard let text = readFile("/proc/\(pid)/stat"), let close = text.lastIndex(of: ")") else { return 0 }
+    // Fields after the ")" that closes the command name: state is field 3, utime 14, stime 15.
+    let fields = text[text.index(after: close)...].split(separator: " ")
+    guard fields.count > 13, let user = Int(fields[11]), let system = Int(fields[12]) else { return 0 }
+    return (user + system) * 1_000_000_000 / sysconf(Int32(_SC_CLK_TCK))
+}
+
+/// Steal time of the whole machine so far, in seconds summed over its CPUs (`/proc/stat`): time the hypervisor ran
+/// something else while this VM had work for a vCPU. Zero on bare metal; on a shared VM, the noise of a run.
+func vmStealSeconds() -> Double {
+    guard let text = readFile("/proc/stat"), let line = text.split(separator: "\n").first, line.hasPrefix("cpu ")
+    else { return 0 }
+    // cpu user nice system idle iowait irq softirq steal ...
+    let fields = line.split(separator: " ")
+    guard fields.count > 8, let steal = Int(fields[8]) else { return 0 }
+    return Double(steal) / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
 func readFile(_ path: String) -> String? {
     let fd = open(path, O_RDONLY)
     guard fd >= 0 else { return nil }

@@ -123,6 +123,9 @@ struct PeersCommand {
         var p999 = Double.nan
         /// Idle: resident bytes per connection.
         var perConnection = Double.nan
+        /// The machine's steal time during the scenario (``vmStealSeconds()``), and the run it belongs to.
+        var stealSeconds = 0.0
+        var run = 0
     }
 
     /// The engine's ceiling for one protocol and payload size.
@@ -158,7 +161,8 @@ struct PeersCommand {
             for scenario in self.scenarios {
                 for broker in self.brokers {
                     do {
-                        guard let measurement = try self.measure(scenario, broker, sluiced: sluiced) else { continue }
+                        guard var measurement = try self.measure(scenario, broker, sluiced: sluiced) else { continue }
+                        measurement.run = run
                         results[scenario, default: [:]][broker, default: []].append(measurement)
                         print("run \(run) \(scenario.rawValue) \(broker.name): \(Self.describe(measurement))")
                     } catch {
@@ -214,8 +218,10 @@ struct PeersCommand {
         let process = try BrokerProcess(broker, sluiced: sluiced, maxConnections: self.sizes.idle + 1000)
         defer { process.stop() }
         let cpuBefore = process.cpuNanoseconds()
+        let stealBefore = vmStealSeconds()
         var measurement = try Self.drive(client, scenario, process: process, sizes: self.sizes)
         measurement.cpuSeconds = Double(process.cpuNanoseconds() - cpuBefore) / 1e9
+        measurement.stealSeconds = vmStealSeconds() - stealBefore
         measurement.peakRSS = process.statusBytes("VmHWM")
         return measurement
     }
@@ -309,6 +315,7 @@ struct PeersCommand {
         if m.lost > 0 || m.lagged > 0 { parts.append("lost \(m.lost) (LAGGED \(m.lagged))") }
         if m.incomplete { parts.append("INCOMPLETE (cap or close)") }
         parts.append("CPU \(format2(m.cpuSeconds)) s, peak RSS \(format2(Double(m.peakRSS) / 1_048_576)) MiB")
+        parts.append("VM steal \(format2(m.stealSeconds)) s")
         return parts.joined(separator: ", ")
     }
 }

@@ -184,6 +184,20 @@ struct PeersReport {
             }
         }
 
+        // How disturbed the run was: steal is time this VM wanted a CPU and the hypervisor gave it to someone else.
+        let all = self.results.flatMap { scenario, byBroker in
+            byBroker.flatMap { broker, runs in runs.map { (scenario, broker, $0) } }
+        }
+        if let worst = all.max(by: { $0.2.stealSeconds < $1.2.stealSeconds }) {
+            let total = all.reduce(0) { $0 + $1.2.stealSeconds }
+            lines.append("")
+            lines.append(
+                "VM steal during the measurements (CPU time the hypervisor gave to other guests, from /proc/stat): "
+                    + "\(format2(total)) s in all; the most in one: \(format2(worst.2.stealSeconds)) s "
+                    + "(run \(worst.2.run), \(worst.0.rawValue), \(worst.1.name))."
+            )
+        }
+
         if !self.failures.isEmpty {
             lines.append("")
             lines.append("Failures:")
