@@ -18,9 +18,17 @@ final class Broker: Sendable {
     let queues: QueueTable
     let keys: KeyStore
     let requests: RequestRegistry
+    /// The event loops the server runs on, for their spin counters in STATS.
+    let loops: [EventLoop]
 
-    init(configuration: Configuration, log: Log, executors: @escaping @Sendable () -> (any TaskExecutor)?) {
+    init(
+        configuration: Configuration,
+        log: Log,
+        loops: [EventLoop] = [],
+        executors: @escaping @Sendable () -> (any TaskExecutor)?
+    ) {
         self.configuration = configuration
+        self.loops = loops
         self.log = log
         self.subjects = SubjectTable(buffer: configuration.subjectBuffer)
         self.queues = QueueTable(
@@ -43,6 +51,8 @@ final class Broker: Sendable {
             ("queue_depth", UInt64(queues.reduce(0) { $0 + $1.unacknowledgedCount })),
             ("keys", UInt64(self.keys.count)),
             ("requests_inflight", UInt64(self.requests.count)),
+            ("loop_spins_found", self.loops.reduce(0) { $0 &+ $1.spins.found }),
+            ("loop_spins_missed", self.loops.reduce(0) { $0 &+ $1.spins.missed }),
         ])
     }
 

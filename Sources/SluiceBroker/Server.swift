@@ -35,7 +35,12 @@ public enum Server {
         log: Log = Log()
     ) async {
         let next: @Sendable () -> EventLoop = { loops?.next() ?? listener.loop }
-        let broker = Broker(configuration: configuration, log: log, executors: { next() })
+        let broker = Broker(
+            configuration: configuration,
+            log: log,
+            loops: loops?.loops ?? [listener.loop],
+            executors: { next() }
+        )
         let sessions = SessionRegistry()
         let (endedSender, ended) = MPSC<SessionID>.unboundedChannel()
         let limit = AsyncSemaphore(permits: max(1, configuration.maxConnections))

@@ -138,6 +138,12 @@ struct CLITests {
         #expect(plain.status == 0)
         #expect(!plain.lines.isEmpty)
         #expect(plain.lines.allSatisfy { $0.split(separator: " ").count == 2 })
+        // The daemon spins by default (--spin 50us): its loops ran out of work at least once since it started (the
+        // first chance always spins), so the spin counters are there and not both zero.
+        let spins = plain.lines.filter { $0.hasPrefix("loop_spins_") }.compactMap {
+            UInt64($0.split(separator: " ")[1])
+        }
+        #expect(spins.count == 2 && spins.reduce(0, +) > 0, "\(plain.lines)")
         let json = try await sluice(["stats", "--json"], daemon: daemon)
         #expect(json.lines.allSatisfy { $0.hasPrefix(#"{"name":""#) && $0.hasSuffix("}") })
     }
