@@ -45,7 +45,7 @@ public struct Configuration: Sendable, Equatable {
     public var loops = EventLoopGroup.coreCount
     /// How long an event loop that runs out of work polls without blocking before it sleeps, yielding the core to
     /// any other runnable thread meanwhile; zero sleeps at once. See `EventLoop.init(name:spin:)`.
-    public var spin: Duration = .microseconds(50)
+    public var spin: Duration = .microseconds(100)
     /// Sent in WELCOME.
     public var serverName = "sluiced 0.1.0"
 

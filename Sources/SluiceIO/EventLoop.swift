@@ -288,7 +288,7 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     }
 }
 
-/// When an event loop may spin before it sleeps: after a spin that found nothing, the next 1, 2, 4… up to
+/// When an event loop may spin before it sleeps: after spins that found nothing, the next 0, 1, 2, 4… up to
 /// ``maxSkip`` chances to spin are skipped (the loop sleeps at once); a spin that finds work ends the penalty.
 struct SpinBackoff {
     /// The most chances one run of misses makes the loop skip.
@@ -309,10 +309,11 @@ struct SpinBackoff {
     /// The spin found work.
     mutating func found() { self.penalty = 0 }
 
-    /// The spin found nothing, or was cut short: skip the next chances, twice as many as after the last miss.
+    /// The spin found nothing, or was cut short: skip the next chances, twice as many as after the last miss (none
+    /// after a first miss: one late event in a steady stream, a round trip that took longer, costs nothing).
     mutating func missed() {
-        self.penalty = min(max(1, self.penalty * 2), Self.maxSkip)
         self.skip = self.penalty
+        self.penalty = min(max(1, self.penalty * 2), Self.maxSkip)
     }
 }
 

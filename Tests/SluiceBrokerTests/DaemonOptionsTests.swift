@@ -13,9 +13,9 @@ struct DaemonOptionsTests {
         return options
     }
 
-    @Test("--spin takes microseconds, milliseconds or 0; SLUICE_SPIN sets it; the default is 50us")
+    @Test("--spin takes microseconds, milliseconds or 0; SLUICE_SPIN sets it; the default is 100us")
     func spin() throws {
-        #expect(try self.parsed([]).configuration.spin == .microseconds(50))
+        #expect(try self.parsed([]).configuration.spin == .microseconds(100))
         #expect(try self.parsed(["--spin", "200us"]).configuration.spin == .microseconds(200))
         #expect(try self.parsed(["--spin=2ms"]).configuration.spin == .milliseconds(2))
         #expect(try self.parsed(["--spin", "0"]).configuration.spin == .zero)
@@ -24,7 +24,7 @@ struct DaemonOptionsTests {
             try self.parsed(["--spin", "10us"], environment: ["SLUICE_SPIN": "0"]).configuration.spin
                 == .microseconds(10)
         )
-        #expect(DaemonOptions.help.contains("default: 50us, env: SLUICE_SPIN"))
+        #expect(DaemonOptions.help.contains("default: 100us, env: SLUICE_SPIN"))
     }
 
     @Test("--spin refuses more than 10ms, and values without a unit", arguments: ["11ms", "1s", "50", "fast", "-5us"])

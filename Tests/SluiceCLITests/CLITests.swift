@@ -138,7 +138,7 @@ struct CLITests {
         #expect(plain.status == 0)
         #expect(!plain.lines.isEmpty)
         #expect(plain.lines.allSatisfy { $0.split(separator: " ").count == 2 })
-        // The daemon spins by default (--spin 50us): its loops ran out of work at least once since it started (the
+        // The daemon spins by default (--spin 100us): its loops ran out of work at least once since it started (the
         // first chance always spins), so the spin counters are there and not both zero.
         let spins = plain.lines.filter { $0.hasPrefix("loop_spins_") }.compactMap {
             UInt64($0.split(separator: " ")[1])

@@ -5,7 +5,7 @@ import Testing
 
 @Suite("Event loops that spin before they sleep", .timeLimit(.minutes(2)))
 struct SpinTests {
-    @Test("a miss skips the next 1, 2, 4… chances to spin, up to the cap; work found ends the penalty")
+    @Test("misses in a row skip the next 0, 1, 2, 4… chances to spin, up to the cap; work found ends the penalty")
     func backoff() {
         var backoff = SpinBackoff()
         #expect(backoff.maySpin() && backoff.maySpin(), "no miss yet: every chance spins")
@@ -16,10 +16,13 @@ struct SpinTests {
             while !backoff.maySpin() { count += 1 }
             skipped.append(count)
         }
-        #expect(skipped == [1, 2, 4, 8, 16, 32, 64, 64, 64])
+        #expect(skipped == [0, 1, 2, 4, 8, 16, 32, 64, 64])
         backoff.found()
         backoff.missed()
-        #expect(!backoff.maySpin() && backoff.maySpin(), "after work was found, a miss skips one chance again")
+        let spinsAfterOneMiss = backoff.maySpin()
+        #expect(spinsAfterOneMiss, "after work was found, one miss skips nothing")
+        backoff.missed()
+        #expect(!backoff.maySpin() && backoff.maySpin(), "a second miss in a row skips one chance")
     }
 
     @Test("a ping-pong over a spinning loop's socket echoes every message, and the loop's spins find the next one")
