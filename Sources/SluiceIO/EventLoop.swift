@@ -46,6 +46,8 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     /// How long, in nanoseconds, the loop polls without blocking once it runs out of work, before it sleeps in
     /// `epoll_wait`; 0 sleeps at once. See ``spinFoundWork(_:)``.
     private let spinLimit: UInt64
+    /// A gap between two looks of a spin longer than this means the core went to someone else: stop spinning.
+    private let preemptedAfter: UInt64
     /// When the next spin may run. Touched only on the loop thread.
     private var spinBackoff = SpinBackoff()
     /// Spins that found work, and spins that ran out or were cut short (for tests and `STATS`-style counters).
@@ -56,10 +58,15 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
 
     /// Creates the loop and starts its thread. With a `spin` above zero, a loop that runs out of work polls its
     /// sockets without blocking for up to that long before it sleeps (see ``spinFoundWork(_:)``).
-    public init(name: String, spin: Duration = .zero) throws(IOError) {
+    public convenience init(name: String, spin: Duration = .zero) throws(IOError) {
+        try self.init(name: name, spin: spin, preemptedAfter: .microseconds(200))
+    }
+
+    /// `preemptedAfter`: see ``preemptedAfter``; tests on a loaded machine set it high.
+    init(name: String, spin: Duration, preemptedAfter: Duration) throws(IOError) {
         self.name = name
-        let (seconds, attoseconds) = spin.components
-        self.spinLimit = UInt64(max(0, seconds * 1_000_000_000 + attoseconds / 1_000_000_000))
+        self.spinLimit = spin.nanoseconds
+        self.preemptedAfter = preemptedAfter.nanoseconds
         self.epoll = try checked("epoll_create1") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
         self.wakeup = try checked("eventfd") { eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC)) }
         var event = epoll_event()
@@ -211,7 +218,7 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     /// pair, a steady publisher) saves all of that by looking again instead of sleeping.
     ///
     /// Spinning must not take the core from anyone: `sched_yield` between looks lets any runnable thread on this
-    /// core go first, and a look that comes back more than ``preemptedNanoseconds`` after the last (something else
+    /// core go first, and a look that comes back more than ``preemptedAfter`` (200 µs) after the last (something else
     /// ran meanwhile, a busy neighbour or a descheduled vCPU) ends the spin. A spin that finds nothing makes the next
     /// ones skip (``SpinBackoff``), so a quiet or sparse loop almost never spins.
     private func spinFoundWork(_ events: inout [epoll_event]) -> Bool {
@@ -228,7 +235,7 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
             }
             sched_yield()
             let now = Monotonic.now
-            if now - last > Self.preemptedNanoseconds || now - start > self.spinLimit {
+            if now - last > self.preemptedAfter || now - start > self.spinLimit {
                 self.spinBackoff.missed()
                 self.spinMisses.wrappingAdd(1, ordering: .relaxed)
                 return false
@@ -236,9 +243,6 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
             last = now
         }
     }
-
-    /// A gap between two looks of a spin longer than this means the core went to someone else: stop spinning.
-    static let preemptedNanoseconds: UInt64 = 200_000
 
     /// One `epoll_wait`; marks readiness on registrations, which resume waiting tasks onto the job queues. Returns the
     /// number of events.
@@ -285,6 +289,14 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
         self.ready = ready
         if Int(count) == events.count { events.append(contentsOf: repeatElement(epoll_event(), count: events.count)) }
         return Int(count)
+    }
+}
+
+extension Duration {
+    /// Whole nanoseconds, 0 for a negative duration.
+    fileprivate var nanoseconds: UInt64 {
+        let (seconds, attoseconds) = self.components
+        return UInt64(max(0, seconds * 1_000_000_000 + attoseconds / 1_000_000_000))
     }
 }
 

@@ -6,10 +6,10 @@ import Testing
 /// Runs an echo server on a fresh loop (port 0) for the duration of `body`.
 func withEchoServer(
     host: String = "127.0.0.1",
-    spin: Duration = .zero,
+    loop: EventLoop? = nil,
     _ body: (SocketAddress, EventLoop) async throws -> Void
 ) async throws {
-    let loop = try EventLoop(name: "test-loop", spin: spin)
+    let loop = try loop ?? EventLoop(name: "test-loop")
     defer { loop.shutdown() }
     let listener = try TCPListener(bind: SocketAddress(host: host, port: 0), on: loop)
     let server = Task(executorPreference: loop) {
