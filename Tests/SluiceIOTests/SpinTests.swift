@@ -37,11 +37,7 @@ struct SpinTests {
             defer { clientLoop.shutdown() }
             let client = try await TCPStream.connect(to: address, on: clientLoop)
             defer { client.close() }
-            for round in 0..<200 {
-                let message = Array("ping \(round)".utf8)
-                try await client.write(message)
-                #expect(try await readExactly(message.count, from: client) == message)
-            }
+            try await echoOneByOne(client, rounds: 200)
             let spins = serverLoop.spins
             #expect(spins.found > 0, "\(spins)")
         }
@@ -52,11 +48,7 @@ struct SpinTests {
         try await withEchoServer { address, serverLoop in
             let client = try await TCPStream.connect(to: address, on: serverLoop)
             defer { client.close() }
-            for round in 0..<50 {
-                let message = Array("ping \(round)".utf8)
-                try await client.write(message)
-                #expect(try await readExactly(message.count, from: client) == message)
-            }
+            try await echoOneByOne(client, rounds: 50)
             #expect(serverLoop.spins == (0, 0))
         }
     }
@@ -72,5 +64,14 @@ struct SpinTests {
         // The loop's thread holds the loop until it leaves its run loop.
         for _ in 0..<400 where watched != nil { try await Task.sleep(for: .milliseconds(5)) }
         #expect(watched == nil, "the loop's thread exited")
+    }
+}
+
+/// Sends `rounds` small messages through an echo server one at a time, each after the last came back intact.
+private func echoOneByOne(_ client: TCPStream, rounds: Int) async throws {
+    for round in 0..<rounds {
+        let message = Array("ping \(round)".utf8)
+        try await client.write(message)
+        #expect(try await readExactly(message.count, from: client) == message)
     }
 }
