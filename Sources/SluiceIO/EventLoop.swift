@@ -50,7 +50,7 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     private let preemptedAfter: UInt64
     /// When the next spin may run. Touched only on the loop thread.
     private var spinBackoff = SpinBackoff()
-    /// Spins that found work, and spins that ran out or were cut short (for tests and `STATS`-style counters).
+    /// Spins that found work, and spins that ran out or were cut short (``spins``: tests, and the broker's STATS).
     private let spinCounts = Atomic<UInt64>(0)
     private let spinMisses = Atomic<UInt64>(0)
     /// The loop's thread; set by `init` before any job can run.
