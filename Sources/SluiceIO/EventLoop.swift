@@ -48,6 +48,8 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     private let spinLimit: UInt64
     /// A gap between two looks of a spin longer than this means the core went to someone else: stop spinning.
     private let preemptedAfter: UInt64
+    /// When the loop last ran out of work (with a spin only). Touched only on the loop thread.
+    private var idleFrom: UInt64 = 0
     /// When the next spin may run. Touched only on the loop thread.
     private var spinBackoff = SpinBackoff()
     /// Spins that found work, and spins that ran out or were cut short (``spins``: tests, and the broker's STATS).
@@ -190,7 +192,10 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
                 continue
             }
             if self.stopping.load(ordering: .sequentiallyConsistent) { break }
-            if self.spinLimit > 0 && self.spinFoundWork(&events) { continue }
+            if self.spinLimit > 0 {
+                self.idleFrom = Monotonic.now
+                if self.spinFoundWork(&events) { continue }
+            }
             // Nothing to run: announce sleep, look for remote work once more (an enqueuer that saw `sleeping`
             // false set `remotePending` before its look, so we see its flag now), then block.
             self.sleeping.store(true, ordering: .sequentiallyConsistent)
@@ -222,13 +227,16 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     /// ran meanwhile, a busy neighbour or a descheduled vCPU) ends the spin. A spin that finds nothing makes the next
     /// ones skip (``SpinBackoff``), so a quiet or sparse loop almost never spins.
     private func spinFoundWork(_ events: inout [epoll_event]) -> Bool {
-        guard self.spinBackoff.maySpin() else { return false }
-        let start = Monotonic.now
+        let start = self.idleFrom
+        guard self.spinBackoff.maySpin(at: start) else { return false }
         var last = start
         while true {
-            if self.remotePending.load(ordering: .relaxed) || self.stopping.load(ordering: .relaxed)
-                || self.poll(&events, timeout: 0) > 0
-            {
+            var found = self.poll(&events, timeout: 0, endsWait: true) > 0  // the wait's end is taken in there
+            if !found && (self.remotePending.load(ordering: .relaxed) || self.stopping.load(ordering: .relaxed)) {
+                self.spinBackoff.waited(from: start, to: Monotonic.now)
+                found = true
+            }
+            if found {
                 self.spinBackoff.found()
                 self.spinCounts.wrappingAdd(1, ordering: .relaxed)
                 return true
@@ -246,13 +254,19 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
 
     /// One `epoll_wait`; marks readiness on registrations, which resume waiting tasks onto the job queues. Returns the
     /// number of events.
+    /// `endsWait`: this poll is the end of a wait (a spin's look, or the sleep), so its events end the wait for
+    /// ``SpinBackoff`` before they are handled (a parked reader's bytes are read and routed right here, which is
+    /// work, not waiting).
     @discardableResult
-    private func poll(_ events: inout [epoll_event], timeout: Int32) -> Int {
+    private func poll(_ events: inout [epoll_event], timeout: Int32, endsWait: Bool = false) -> Int {
         let count = events.withUnsafeMutableBufferPointer { buffer in
             (try? checked("epoll_wait") { epoll_wait(self.epoll, buffer.baseAddress, Int32(buffer.count), timeout) })
                 ?? 0
         }
         guard count > 0 else { return 0 }
+        if self.spinLimit > 0 && (endsWait || timeout != 0) {
+            self.spinBackoff.waited(from: self.idleFrom, to: Monotonic.now)
+        }
         // Awake: work enqueued from other threads while the events below are handled (a reader's bytes may be read
         // right here, see `Registration.whenReady`) is found by the next round without an eventfd write.
         if timeout != 0 { self.sleeping.store(false, ordering: .sequentiallyConsistent) }
@@ -308,14 +322,35 @@ struct SpinBackoff {
     /// Chances left to skip, and how many the next miss skips.
     private(set) var skip = 0
     private var penalty = 0
+    /// The share of its time the loop spent working rather than waiting (spinning or asleep), in 1/1024ths, as a
+    /// moving average over the last rounds of work and wait; and when the last wait ended, and how long it was.
+    private(set) var busy: UInt64 = 0
+    private var waitEnded: UInt64 = 0
+    private var lastWait: UInt64 = 0
+    /// Above this share of busy time (55%) the loop does not spin: see ``maySpin(at:)``. Measured during
+    /// `sluice-bench peers`: about 40% for a request/reply pair's loops, 65–70% for a fan-out publisher's.
+    static let maxBusy: UInt64 = 563
 
-    /// Whether this chance may spin; a skipped chance counts down.
-    mutating func maySpin() -> Bool {
+    /// Whether the chance at `now` (the loop just ran out of work) may spin. A skipped chance counts down.
+    ///
+    /// A loop that is busy most of the time (a publisher's loop under a stream of messages) does not spin either:
+    /// its waits are short anyway, and the core it would keep spinning is the one that its clients' threads, with
+    /// work to do, could use (a spinning core is not idle, so the scheduler places nobody there).
+    mutating func maySpin(at now: UInt64) -> Bool {
+        let work = now &- self.waitEnded
+        let share = work * 1024 / max(1, work + self.lastWait)
+        self.busy = (self.busy * 7 + min(share, 1024)) / 8
         guard self.skip == 0 else {
             self.skip -= 1
             return false
         }
-        return true
+        return self.busy <= Self.maxBusy
+    }
+
+    /// The loop waited (spun or slept) from `start` to `end`, and works again.
+    mutating func waited(from start: UInt64, to end: UInt64) {
+        self.lastWait = end &- start
+        self.waitEnded = end
     }
 
     /// The spin found work.

@@ -8,21 +8,47 @@ struct SpinTests {
     @Test("misses in a row skip the next 0, 1, 2, 4… chances to spin, up to the cap; work found ends the penalty")
     func backoff() {
         var backoff = SpinBackoff()
-        #expect(backoff.maySpin() && backoff.maySpin(), "no miss yet: every chance spins")
+        #expect(backoff.maySpin(at: 0) && backoff.maySpin(at: 0), "no miss yet: every chance spins")
         var skipped: [Int] = []
         for _ in 0..<9 {
             backoff.missed()
             var count = 0
-            while !backoff.maySpin() { count += 1 }
+            while !backoff.maySpin(at: 0) { count += 1 }
             skipped.append(count)
         }
         #expect(skipped == [0, 1, 2, 4, 8, 16, 32, 64, 64])
         backoff.found()
         backoff.missed()
-        let spinsAfterOneMiss = backoff.maySpin()
+        let spinsAfterOneMiss = backoff.maySpin(at: 0)
         #expect(spinsAfterOneMiss, "after work was found, one miss skips nothing")
         backoff.missed()
-        #expect(!backoff.maySpin() && backoff.maySpin(), "a second miss in a row skips one chance")
+        #expect(!backoff.maySpin(at: 0) && backoff.maySpin(at: 0), "a second miss in a row skips one chance")
+    }
+
+    @Test("a loop that works more than 55% of the time does not spin; one that waits most of the time does")
+    func busyLoopsDoNotSpin() {
+        var backoff = SpinBackoff()
+        var now: UInt64 = 1_000_000
+        // Rounds of 10 µs of work and 40 µs of waiting: 20% busy.
+        for _ in 0..<50 {
+            now += 10_000
+            _ = backoff.maySpin(at: now)
+            backoff.waited(from: now, to: now + 40_000)
+            now += 40_000
+        }
+        #expect(backoff.busy > 150 && backoff.busy < 260, "\(backoff.busy)")
+        let spinsWhenMostlyWaiting = backoff.maySpin(at: now + 10_000)
+        #expect(spinsWhenMostlyWaiting)
+        // Then 40 µs of work and 10 µs of waiting: 80% busy.
+        now += 10_000
+        for _ in 0..<50 {
+            backoff.waited(from: now, to: now + 10_000)
+            now += 50_000
+            _ = backoff.maySpin(at: now)
+        }
+        #expect(backoff.busy > 760 && backoff.busy < 870, "\(backoff.busy)")
+        let spinsWhenMostlyBusy = backoff.maySpin(at: now)
+        #expect(!spinsWhenMostlyBusy)
     }
 
     @Test("a ping-pong over a spinning loop's socket echoes every message, and the loop's spins find the next one")
