@@ -220,12 +220,13 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     /// Waking a thread that sleeps in `epoll_wait` costs the waker a wake-up and the sleeper a switch back in, and on
     /// a virtual machine an idle vCPU halts, so its wake-up is an interrupt through the hypervisor: tens of
     /// microseconds, most of a loopback round trip. A loop whose next event is microseconds away (a request/reply
-    /// pair, a steady publisher) saves all of that by looking again instead of sleeping.
+    /// pair) saves all of that by looking again instead of sleeping.
     ///
     /// Spinning must not take the core from anyone: `sched_yield` between looks lets any runnable thread on this
     /// core go first, and a look that comes back more than ``preemptedAfter`` (200 µs) after the last (something else
     /// ran meanwhile, a busy neighbour or a descheduled vCPU) ends the spin. A spin that finds nothing makes the next
-    /// ones skip (``SpinBackoff``), so a quiet or sparse loop almost never spins.
+    /// ones skip, so a quiet or sparse loop almost never spins, and a loop busy most of the time does not spin at all
+    /// (``SpinBackoff``).
     private func spinFoundWork(_ events: inout [epoll_event]) -> Bool {
         let start = self.idleFrom
         guard self.spinBackoff.maySpin(at: start) else { return false }
@@ -254,6 +255,7 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
 
     /// One `epoll_wait`; marks readiness on registrations, which resume waiting tasks onto the job queues. Returns the
     /// number of events.
+    ///
     /// `endsWait`: this poll is the end of a wait (a spin's look, or the sleep), so its events end the wait for
     /// ``SpinBackoff`` before they are handled (a parked reader's bytes are read and routed right here, which is
     /// work, not waiting).
