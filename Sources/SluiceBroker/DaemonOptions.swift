@@ -1,8 +1,8 @@
 /// `sluiced`'s command line: flags, each with a `SLUICE_*` environment variable, parsed into a ``Configuration``.
 ///
 /// Precedence: a flag beats its variable, which beats the default. `--flag value` and `--flag=value` both work.
-/// Durations take a unit (`50us`, `250ms`, `30s`, `2m`; `0` switches a timeout off); sizes take an optional `KiB`/`MiB`
-/// suffix (also `k`/`m`).
+/// Durations take a unit (`50us`, `250ms`, `30s`, `2m`; `0` switches a timeout off); sizes take an optional
+/// `KiB`/`MiB` suffix (also `k`/`m`).
 public struct DaemonOptions: Sendable, Equatable {
     /// The address to listen on.
     public var host = "127.0.0.1"

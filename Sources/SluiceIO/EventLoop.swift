@@ -317,7 +317,8 @@ extension Duration {
 }
 
 /// When an event loop may spin before it sleeps: after spins that found nothing, the next 0, 1, 2, 4… up to
-/// ``maxSkip`` chances to spin are skipped (the loop sleeps at once); a spin that finds work ends the penalty.
+/// ``maxSkip`` chances to spin are skipped (the loop sleeps at once), and a spin that finds work ends the penalty;
+/// a loop busy more than ``maxBusy`` of its time does not spin at all.
 struct SpinBackoff {
     /// The most chances one run of misses makes the loop skip.
     static let maxSkip = 64
@@ -330,7 +331,7 @@ struct SpinBackoff {
     private var waitEnded: UInt64 = 0
     private var lastWait: UInt64 = 0
     /// Above this share of busy time (55%) the loop does not spin: see ``maySpin(at:)``. Measured during
-    /// `sluice-bench peers`: about 40% for a request/reply pair's loops, 65–70% for a fan-out publisher's.
+    /// `sluice-bench peers`: 39–42% for a request/reply pair's loops, 65–69% for a fan-out publisher's.
     static let maxBusy: UInt64 = 563
 
     /// Whether the chance at `now` (the loop just ran out of work) may spin. A skipped chance counts down.
